@@ -1,0 +1,51 @@
+// The Communicator interface: what the trainer needs from a collective backend.
+//
+// Modelled on c10d: a small set of collectives, each asynchronous, returning a Work handle
+// that the caller waits on with a deadline. Backends ("mpi", "ring", later "nccl") are
+// chosen at run time by name (see makeCommunicator). Tensors must be contiguous; in-place
+// operations overwrite their argument.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace ringtrain {
+
+// Handle for an in-flight collective.
+class Work {
+ public:
+  virtual ~Work() = default;
+  // True once the operation finished (successfully or not).
+  virtual bool isCompleted() = 0;
+  // Blocks until completion. Rethrows the operation's error (CommError). Throws
+  // TimeoutError, naming the operation, if it has not completed within `timeout`.
+  virtual void wait(std::chrono::milliseconds timeout) = 0;
+  // Short description for error messages, e.g. "allreduce(bucket 3, 6.3 MB)".
+  virtual std::string describe() const = 0;
+};
+
+using WorkPtr = std::shared_ptr<Work>;
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backendName() const = 0;
+
+  // Element-wise sum across ranks, in place. `tag` names the operation in timeout messages.
+  virtual WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag = "allreduce") = 0;
+  // Copies root's tensor into every rank's tensor (same shape and dtype on all ranks).
+  virtual WorkPtr broadcast(torch::Tensor& tensor, int root) = 0;
+  // output = concatenation of every rank's input along a new leading dimension of size();
+  // output must have size() * input.numel() elements.
+  virtual WorkPtr allgather(const torch::Tensor& input, torch::Tensor& output) = 0;
+  // Blocks until every rank has entered the barrier.
+  virtual void barrier() = 0;
+};
+
+}  // namespace ringtrain

@@ -1,0 +1,52 @@
+// Typed errors for ringtrain. Library code throws these; only main() turns them into an
+// exit. Every error carries the rank that raised it (-1 when not known, e.g. before MPI is
+// up) and an optional hint that tells the user how to fix the problem.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace ringtrain {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message, std::string hint = {}, int rank = -1)
+      : std::runtime_error(message), hint_(std::move(hint)), rank_(rank) {}
+
+  const std::string& hint() const { return hint_; }
+  int rank() const { return rank_; }
+  // A short category name used in the one-line report ("config", "data", ...).
+  virtual const char* kind() const { return "error"; }
+
+  // "[rank 1] data error: <message>. HINT: <hint>" on one line.
+  std::string oneLine(int fallbackRank = -1) const {
+    const int r = rank_ >= 0 ? rank_ : fallbackRank;
+    std::string line = r >= 0 ? "[rank " + std::to_string(r) + "] " : std::string();
+    line += std::string(kind()) + " error: " + what();
+    if (!hint_.empty()) line += " HINT: " + hint_;
+    return line;
+  }
+
+ private:
+  std::string hint_;
+  int rank_;
+};
+
+#define RINGTRAIN_DEFINE_ERROR(Name, label)                      \
+  class Name : public Error {                                    \
+   public:                                                       \
+    using Error::Error;                                          \
+    const char* kind() const override { return label; }          \
+  };
+
+RINGTRAIN_DEFINE_ERROR(ConfigError, "config")
+RINGTRAIN_DEFINE_ERROR(DataError, "data")
+RINGTRAIN_DEFINE_ERROR(CommError, "communication")
+RINGTRAIN_DEFINE_ERROR(TimeoutError, "timeout")
+RINGTRAIN_DEFINE_ERROR(CheckpointError, "checkpoint")
+RINGTRAIN_DEFINE_ERROR(ModelError, "model")
+RINGTRAIN_DEFINE_ERROR(TrainingError, "training")
+
+#undef RINGTRAIN_DEFINE_ERROR
+
+}  // namespace ringtrain
