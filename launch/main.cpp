@@ -1,2 +1,84 @@
-// Placeholder; replaced by the real command line.
-int main() { return 0; }
+// ringtrain command line: parse -> Config -> communicator -> Trainer(cfg).run().
+// Only this file exits the process; library code throws ringtrain::Error.
+#include <iostream>
+#include <optional>
+
+#include "launch/commands.h"
+#include "trainer/error.h"
+
+namespace {
+
+using ringtrain::cli::Command;
+
+void printUsage(std::ostream& out) {
+  out << "usage: ringtrain <command> [options]\n\ncommands:\n";
+  for (const auto& c : ringtrain::cli::commands()) out << "  " << c.synopsis << "\n";
+  out << "\nRun under MPI for data-parallel training: mpirun -np N ringtrain train --config FILE\n"
+         "`ringtrain <command> --help` lists a command's options; --version prints the "
+         "version.\n";
+}
+
+const Command* findCommand(const std::string& name) {
+  for (const auto& c : ringtrain::cli::commands()) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+// The first line of an exception's text: LibTorch appends multi-line stack traces.
+std::string firstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string name = argc > 1 ? argv[1] : "";
+  if (name.empty() || name == "-h" || name == "--help" || name == "help") {
+    printUsage(std::cout);
+    return name.empty() ? 2 : 0;
+  }
+  if (name == "--version" || name == "version") {
+    std::cout << "ringtrain " << RINGTRAIN_VERSION << "\n";
+    return 0;
+  }
+  const Command* command = findCommand(name);
+  if (!command) {
+    std::cerr << "ringtrain: unknown command '" << name << "'\n";
+    printUsage(std::cerr);
+    return 2;
+  }
+
+  int rank = -1;
+  int worldSize = 1;
+  std::optional<ringtrain::MpiContext> mpi;
+  std::unique_ptr<ringtrain::Communicator> comm;
+  try {
+    if (command->usesMpi) {
+      mpi.emplace(&argc, &argv);
+      rank = mpi->worldRank();
+      worldSize = mpi->worldSize();
+    }
+    cxxopts::Options options("ringtrain " + command->name);
+    options.add_options()("h,help", "show this help")(
+        "set", "override a config key: section.key=value (repeatable)",
+        cxxopts::value<std::vector<std::string>>());
+    command->addOptions(options);
+    const auto args = options.parse(argc - 1, argv + 1);
+    if (args.count("help")) {
+      if (rank <= 0) std::cout << options.help();
+      return 0;
+    }
+    ringtrain::cli::CommandContext context{mpi ? &*mpi : nullptr, comm};
+    return command->run(args, context);
+  } catch (const ringtrain::Error& e) {
+    std::cerr << "ringtrain: " << e.oneLine(rank) << std::endl;
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::cerr << "ringtrain: " << e.what() << " (see `ringtrain " << name << " --help`)"
+              << std::endl;
+  } catch (const std::exception& e) {
+    std::cerr << "ringtrain: [rank " << rank << "] internal error: " << firstLine(e.what())
+              << std::endl;
+  }
+  // Other ranks may be blocked in a collective waiting for this one: take the job down.
+  if (worldSize > 1) ringtrain::MpiContext::abortJob(1);
+  return 1;
+}

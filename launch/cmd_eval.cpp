@@ -1,0 +1,45 @@
+// ringtrain eval --checkpoint DIR: test loss and accuracy of a checkpoint, sharded by rank.
+#include <cstdio>
+#include <iostream>
+
+#include "collectives/mpi_communicator.h"
+#include "data/dataset_registry.h"
+#include "launch/commands.h"
+#include "trainer/evaluate.h"
+#include "trainer/inference.h"
+
+namespace ringtrain::cli {
+
+namespace {
+
+void addOptions(cxxopts::Options& options) {
+  options.add_options()("checkpoint", "checkpoint directory, or a run directory (its newest)",
+                        cxxopts::value<std::string>());
+}
+
+int run(const cxxopts::ParseResult& args, CommandContext& context) {
+  const auto warn = [&](const std::string& m) {
+    if (context.rank() == 0) std::cerr << "warning: " << m << "\n";
+  };
+  auto loaded = loadForInference(requiredOption(args, "checkpoint"), overridesOf(args), warn);
+  context.comm = makeCommunicator(loaded.config.distributed.backend, MPI_COMM_WORLD);
+  auto testSet = makeDataset(loaded.config.data, Split::Test);
+  const auto timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(loaded.config.distributed.timeout_s * 1e3));
+  const auto result = evaluateModel(*loaded.model, *testSet, loaded.config.data.eval_batch_size,
+                                    *context.comm, timeout);
+  if (context.rank() == 0) {
+    std::printf("checkpoint %s: test loss %.4f  test accuracy %.2f%% (%lld samples)\n",
+                loaded.dir.c_str(), result.loss, 100.0 * result.accuracy,
+                static_cast<long long>(result.samples));
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command evalCommand() {
+  return {"eval", "eval --checkpoint DIR [--set section.key=value ...]", true, addOptions, run};
+}
+
+}  // namespace ringtrain::cli

@@ -1,0 +1,35 @@
+// ringtrain train --config FILE [--set k=v ...] [--run-dir DIR] [--resume DIR|auto]
+#include "collectives/mpi_communicator.h"
+#include "launch/commands.h"
+#include "trainer/trainer.h"
+
+namespace ringtrain::cli {
+
+namespace {
+
+void addOptions(cxxopts::Options& options) {
+  options.add_options()("c,config", "YAML config file", cxxopts::value<std::string>())(
+      "run-dir", "run directory (default runs/<train.run_name>)", cxxopts::value<std::string>())(
+      "resume", "resume from a checkpoint directory, or 'auto' for the newest in the run dir",
+      cxxopts::value<std::string>());
+}
+
+int run(const cxxopts::ParseResult& args, CommandContext& context) {
+  auto cfg = Config::fromFile(requiredOption(args, "config"), overridesOf(args));
+  context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD);
+  RunOptions options;
+  if (args.count("run-dir")) options.runDir = args["run-dir"].as<std::string>();
+  if (args.count("resume")) options.resume = args["resume"].as<std::string>();
+  Trainer(std::move(cfg), *context.comm, options).run();
+  return 0;
+}
+
+}  // namespace
+
+Command trainCommand() {
+  return {"train",
+          "train --config FILE [--set section.key=value ...] [--run-dir DIR] [--resume DIR|auto]",
+          true, addOptions, run};
+}
+
+}  // namespace ringtrain::cli

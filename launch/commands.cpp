@@ -1,0 +1,22 @@
+#include "launch/commands.h"
+
+#include "trainer/error.h"
+
+namespace ringtrain::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> all = {trainCommand(), evalCommand()};
+  return all;
+}
+
+std::vector<std::string> overridesOf(const cxxopts::ParseResult& args) {
+  return args.count("set") ? args["set"].as<std::vector<std::string>>()
+                           : std::vector<std::string>();
+}
+
+std::string requiredOption(const cxxopts::ParseResult& args, const std::string& name) {
+  if (!args.count(name)) throw ConfigError("missing --" + name, "see `ringtrain --help`");
+  return args[name].as<std::string>();
+}
+
+}  // namespace ringtrain::cli

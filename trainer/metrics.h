@@ -1,0 +1,46 @@
+// Run outputs on rank 0: metrics.jsonl (one JSON object per line; a stable format read by
+// reports, benchmarks and users' scripts) and the human-facing progress line.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ringtrain {
+
+// Appends records to <runDir>/metrics.jsonl; flushes each line so a killed run keeps them.
+class MetricsWriter {
+ public:
+  explicit MetricsWriter(const std::string& path);
+  void train(int64_t step, int64_t epoch, double loss, double lr, double samplesPerSecond);
+  void eval(int64_t step, int64_t epoch, double testLoss, double testAccuracy);
+  // Any extra record: {"kind":kind, key: value...}; values are numbers.
+  void record(const std::string& kind, const std::vector<std::pair<std::string, double>>& fields);
+
+ private:
+  std::ofstream out_;
+};
+
+// Progress on a terminal is rewritten in place; otherwise one plain line per call.
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(std::FILE* stream);
+  void update(int64_t epoch, int64_t epochs, int64_t step, int64_t totalSteps, double loss,
+              double samplesPerSecond, double etaSeconds);
+  // Ends an in-place line before other output.
+  void finishLine();
+  void println(const std::string& line);
+
+ private:
+  std::FILE* stream_;
+  bool interactive_;
+  bool lineOpen_ = false;
+};
+
+std::string formatDuration(double seconds);
+std::string jsonNumber(double value);
+
+}  // namespace ringtrain

@@ -1,0 +1,25 @@
+// Optimizers and learning-rate schedules built from the config. The optimizers are
+// LibTorch's own (SGD, AdamW); the schedule sets the learning rate of every parameter
+// group before each step, so it is a pure function of the step and resumes exactly.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <vector>
+
+#include "trainer/config.h"
+
+namespace ringtrain {
+
+std::unique_ptr<torch::optim::Optimizer> makeOptimizer(const OptimizerConfig& cfg,
+                                                       std::vector<torch::Tensor> parameters);
+
+// Learning rate for optimizer step `step` (0-based) of `totalSteps`:
+//   linear warm-up over schedule.warmup_steps, then constant / step decay / cosine to min_lr.
+double scheduledLearningRate(const ScheduleConfig& schedule, double baseLr, int64_t step,
+                             int64_t totalSteps);
+
+void setLearningRate(torch::optim::Optimizer& optimizer, double lr);
+
+}  // namespace ringtrain

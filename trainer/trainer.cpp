@@ -1,0 +1,391 @@
+#include "trainer/trainer.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "data/dataset_registry.h"
+#include "data/loader.h"
+#include "data/sharding.h"
+#include "models/registry.h"
+#include "trainer/error.h"
+#include "trainer/evaluate.h"
+#include "trainer/grad_sync.h"
+#include "trainer/metrics.h"
+#include "trainer/optim.h"
+
+namespace fs = std::filesystem;
+
+namespace ringtrain {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Stable hash of the exact bytes of every parameter: replicas that drifted apart by a
+// single bit disagree.
+int64_t parameterBytesHash(const torch::nn::Module& module) {
+  uint64_t h = 1469598103934665603ULL;
+  for (const auto& p : module.parameters()) {
+    auto t = p.detach().contiguous();
+    const auto* bytes = static_cast<const unsigned char*>(t.data_ptr());
+    const size_t n = static_cast<size_t>(t.numel()) * t.element_size();
+    for (size_t i = 0; i < n; ++i) {
+      h ^= bytes[i];
+      h *= 1099511628211ULL;
+    }
+  }
+  return static_cast<int64_t>(h);
+}
+
+}  // namespace
+
+Trainer::Trainer(Config cfg, Communicator& comm, RunOptions options)
+    : Trainer(cfg, comm, std::move(options), nullptr, nullptr, nullptr) {}
+
+Trainer::Trainer(Config cfg, Communicator& comm, RunOptions options, ModelPtr model,
+                 DatasetPtr trainSet, DatasetPtr testSet)
+    : cfg_(std::move(cfg)),
+      comm_(comm),
+      options_(std::move(options)),
+      model_(std::move(model)),
+      trainSet_(std::move(trainSet)),
+      testSet_(std::move(testSet)),
+      timeout_(static_cast<int64_t>(cfg_.distributed.timeout_s * 1000.0)) {
+  const bool userSupplied = model_ != nullptr;
+  torch::manual_seed(cfg_.train.seed);
+  if (!model_) model_ = makeModel(cfg_.model.name, cfg_.model.options);
+  if (!userSupplied && !trainSet_) {
+    trainSet_ = makeDataset(cfg_.data, Split::Train);
+    testSet_ = makeDataset(cfg_.data, Split::Test);
+  }
+  if (!trainSet_) throw ConfigError("no training dataset given");
+  setUp();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::log(const std::string& line) {
+  if (comm_.rank() == 0 && !options_.quiet) progress_->println(line);
+}
+
+void Trainer::setUp() {
+  int64_t threads = cfg_.train.threads;
+  if (threads <= 0) {
+    // One rank per core by default: more intra-op threads than cores only thrash.
+    const char* localSize = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int64_t ranksHere = localSize ? std::max(1, std::atoi(localSize)) : comm_.size();
+    const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+    threads = std::max<int64_t>(1, cores / ranksHere);
+  }
+  torch::set_num_threads(static_cast<int>(threads));
+
+  runDir_ = options_.runDir.empty() ? (fs::path("runs") / cfg_.train.run_name).string()
+                                    : options_.runDir;
+  progress_ = std::make_unique<ProgressPrinter>(stdout);
+  checkpoints_ = std::make_unique<CheckpointStore>(runDir_);
+  if (comm_.rank() == 0) {
+    std::error_code ec;
+    fs::create_directories(runDir_, ec);
+    if (ec) {
+      throw Error("cannot create run directory " + runDir_ + ": " + ec.message(),
+                  "choose a writable location with --run-dir", 0);
+    }
+    std::ofstream(fs::path(runDir_) / "config.yaml") << cfg_.toYaml();
+    metrics_ = std::make_unique<MetricsWriter>((fs::path(runDir_) / "metrics.jsonl").string());
+  }
+
+  std::vector<torch::Tensor> parameters = model_->parameters();
+  optimizer_ = makeOptimizer(cfg_.optimizer, parameters);
+  gradSync_ = std::make_unique<GradientSynchronizer>(comm_, parameters, cfg_.distributed.bucket_mb,
+                                                     timeout_);
+
+  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, comm_.rank(), comm_.size(),
+                             cfg_.train.seed, cfg_.data.shuffle);
+  stepsPerEpoch_ = sampler.stepsPerEpoch() / cfg_.train.grad_accumulation;
+  if (stepsPerEpoch_ < 1) {
+    throw ConfigError("train.grad_accumulation (" + std::to_string(cfg_.train.grad_accumulation) +
+                          ") exceeds the " + std::to_string(sampler.stepsPerEpoch()) +
+                          " batches of an epoch",
+                      "lower train.grad_accumulation or data.batch_size", comm_.rank());
+  }
+  totalSteps_ = stepsPerEpoch_ * cfg_.train.epochs;
+  if (cfg_.train.max_steps > 0) totalSteps_ = std::min(totalSteps_, cfg_.train.max_steps);
+
+  state_.worldSize = comm_.size();
+  state_.modelName = cfg_.model.name;
+  state_.modelFingerprint = moduleFingerprint(*model_);
+  state_.configHash = stableHash(cfg_.toYaml());
+
+  checkSameModelEverywhere();
+  broadcastParameters();
+
+  if (comm_.rank() == 0 && !options_.quiet) {
+    log("ringtrain " RINGTRAIN_VERSION ": model " + cfg_.model.name + " with " +
+        std::to_string(parameterCount(*model_)) + " parameters, " +
+        std::to_string(comm_.size()) + " rank(s), backend " + comm_.backendName() + ", " +
+        std::to_string(gradSync_->layout().size()) + " gradient bucket(s), run dir " + runDir_);
+  }
+}
+
+// Every rank must build the same model, or the bucketed all-reduce would pair up
+// gradients of different shapes. Compare fingerprints before the first collective on them.
+void Trainer::checkSameModelEverywhere() {
+  const auto mine = std::stoull(state_.modelFingerprint, nullptr, 16);
+  auto local = torch::tensor({static_cast<int64_t>(mine)}, torch::kInt64);
+  auto all = torch::empty({comm_.size()}, torch::kInt64);
+  comm_.allgather(local, all)->wait(timeout_);
+  for (int r = 0; r < comm_.size(); ++r) {
+    if (all[r].item<int64_t>() != all[0].item<int64_t>()) {
+      throw TrainingError("rank " + std::to_string(r) +
+                              " built a different model (parameter names/shapes) than rank 0",
+                          "every rank must use the same config and model code", comm_.rank());
+    }
+  }
+}
+
+void Trainer::broadcastParameters() {
+  torch::NoGradGuard noGrad;
+  for (auto& p : model_->parameters()) {
+    auto t = p.detach();
+    comm_.broadcast(t, 0)->wait(timeout_);
+  }
+  for (auto& b : model_->buffers()) {
+    auto t = b.detach();
+    comm_.broadcast(t, 0)->wait(timeout_);
+  }
+}
+
+void Trainer::resumeFrom(const std::string& dir) {
+  const TrainingState saved = readTrainingState(dir);
+  if (saved.modelFingerprint != state_.modelFingerprint) {
+    throw CheckpointError("checkpoint " + dir + " holds model '" + saved.modelName +
+                              "' with different parameters than the configured model '" +
+                              cfg_.model.name + "'",
+                          "resume with the config the checkpoint was written with",
+                          comm_.rank());
+  }
+  if (saved.worldSize != comm_.size()) {
+    throw CheckpointError("checkpoint " + dir + " was written by " +
+                              std::to_string(saved.worldSize) + " ranks, this job has " +
+                              std::to_string(comm_.size()),
+                          "resume with mpirun -np " + std::to_string(saved.worldSize),
+                          comm_.rank());
+  }
+  loadCheckpoint(dir, *model_, optimizer_.get(), true);
+  const auto fingerprint = state_.modelFingerprint;
+  const auto configHash = state_.configHash;
+  state_ = saved;
+  state_.configHash = configHash;
+  state_.modelFingerprint = fingerprint;
+  log("resumed from " + dir + " at step " + std::to_string(state_.step));
+}
+
+double Trainer::trainStep(const Batch& batch, double lossScale) {
+  model_->train();
+  auto logits = model_->forward(batch.inputs);
+  auto loss = crossEntropyPerPrediction(logits, batch.targets).mean();
+  (loss * lossScale).backward();
+  return loss.item<double>();
+}
+
+void Trainer::reduceGrads() {
+  if (comm_.size() > 1) gradSync_->synchronize(state_.step);
+}
+
+bool Trainer::applyUpdate() {
+  auto parameters = model_->parameters();
+  double norm = 0.0;
+  if (cfg_.train.grad_clip_norm > 0.0) {
+    norm = torch::nn::utils::clip_grad_norm_(parameters, cfg_.train.grad_clip_norm);
+  } else {
+    std::vector<torch::Tensor> norms;
+    for (const auto& p : parameters) {
+      if (p.grad().defined()) norms.push_back(p.grad().norm());
+    }
+    norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
+  }
+  if (!std::isfinite(norm)) {
+    // The gradients are already averaged, so every rank sees the same norm and decides alike.
+    if (cfg_.train.on_nonfinite == "skip") {
+      log("warning: non-finite gradient norm at step " + std::to_string(state_.step) +
+          "; skipping the update");
+      optimizer_->zero_grad();
+      return false;
+    }
+    throw TrainingError("non-finite gradient norm at step " + std::to_string(state_.step),
+                        "lower optimizer.lr, set train.grad_clip_norm, or set "
+                        "train.on_nonfinite: skip",
+                        comm_.rank());
+  }
+  setLearningRate(*optimizer_, scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr,
+                                                     state_.step, totalSteps_));
+  optimizer_->step();
+  optimizer_->zero_grad();
+  return true;
+}
+
+EvalResult Trainer::evalStep() {
+  if (!testSet_) return EvalResult();
+  return evaluateModel(*model_, *testSet_, cfg_.data.eval_batch_size, comm_, timeout_);
+}
+
+EvalResult Trainer::evaluate() { return evalStep(); }
+
+void Trainer::saveCheckpoint() {
+  if (!cfg_.checkpoint.enabled) return;
+  // Replicas are identical after every synchronised step, so rank 0's copy is the state of
+  // the job. The barrier keeps the others from running ahead of a checkpoint in progress.
+  if (comm_.rank() == 0) {
+    checkpoints_->save(*model_, *optimizer_, state_, cfg_.toYaml(), static_cast<int>(cfg_.checkpoint.keep_last));
+  }
+  comm_.barrier();
+}
+
+void Trainer::checkReplicasIdentical() {
+  auto local = torch::tensor({parameterBytesHash(*model_)}, torch::kInt64);
+  auto all = torch::empty({comm_.size()}, torch::kInt64);
+  comm_.allgather(local, all)->wait(timeout_);
+  for (int r = 1; r < comm_.size(); ++r) {
+    if (all[r].item<int64_t>() != all[0].item<int64_t>()) {
+      throw TrainingError("replicas diverged at step " + std::to_string(state_.step) + ": rank " +
+                              std::to_string(r) + " holds different parameters than rank 0",
+                          "this is a bug in gradient synchronisation; please report it",
+                          comm_.rank());
+    }
+  }
+}
+
+TrainSummary Trainer::run() {
+  if (!options_.resume.empty()) {
+    const auto warn = [this](const std::string& m) { log("warning: " + m); };
+    std::optional<std::string> dir;
+    if (options_.resume == "auto") {
+      dir = checkpoints_->latestValid(warn);
+      if (!dir) log("no checkpoint in " + runDir_ + " yet; starting from scratch");
+    } else {
+      dir = resolveCheckpoint(options_.resume, warn);
+    }
+    if (dir) resumeFrom(*dir);
+  }
+
+  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, comm_.rank(), comm_.size(),
+                             cfg_.train.seed, cfg_.data.shuffle);
+  const int64_t accumulation = cfg_.train.grad_accumulation;
+  const int64_t microStepsPerEpoch = stepsPerEpoch_ * accumulation;
+  const int64_t globalBatch = cfg_.data.batch_size * comm_.size() * accumulation;
+  Loader loader(trainSet_, sampler, cfg_.data.prefetch);
+
+  TrainSummary summary;
+  summary.runDir = runDir_;
+  const auto start = Clock::now();
+  const int64_t firstStep = state_.step;
+  auto intervalStart = Clock::now();
+  int64_t intervalSteps = 0;
+  double intervalLoss = 0.0;
+  EvalResult lastEval;
+  bool evaluatedAtEnd = false;
+
+  while (state_.step < totalSteps_ && state_.epoch < cfg_.train.epochs) {
+    loader.startEpoch(state_.epoch, state_.stepInEpoch);
+    evaluatedAtEnd = false;
+    while (state_.stepInEpoch < microStepsPerEpoch && state_.step < totalSteps_) {
+      double stepLoss = 0.0;
+      for (int64_t micro = 0; micro < accumulation; ++micro) {
+        auto batch = loader.next();
+        if (!batch) throw TrainingError("data loader ended early", "", comm_.rank());
+        stepLoss += trainStep(*batch, 1.0 / accumulation) / accumulation;
+        ++state_.stepInEpoch;
+      }
+      if (!std::isfinite(stepLoss) && cfg_.train.on_nonfinite == "abort") {
+        throw TrainingError("non-finite loss at step " + std::to_string(state_.step),
+                            "lower optimizer.lr or set train.on_nonfinite: skip", comm_.rank());
+      }
+      reduceGrads();
+      applyUpdate();
+      ++state_.step;
+      ++intervalSteps;
+      intervalLoss += std::isfinite(stepLoss) ? stepLoss : 0.0;
+
+      if (cfg_.train.check_replicas_every > 0 &&
+          state_.step % cfg_.train.check_replicas_every == 0) {
+        checkReplicasIdentical();
+      }
+      if (state_.step % cfg_.train.log_every == 0 || state_.step == totalSteps_) {
+        // The logged loss is the mean over ranks and over the interval's steps.
+        auto lossTotal = torch::tensor({intervalLoss}, torch::kFloat64);
+        comm_.allreduce(lossTotal, "allreduce(loss)")->wait(timeout_);
+        const double meanLoss = lossTotal.item<double>() / (intervalSteps * comm_.size());
+        const double elapsed = secondsSince(intervalStart);
+        const double samplesPerSecond = intervalSteps * globalBatch / std::max(elapsed, 1e-9);
+        const double lr =
+            scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, state_.step - 1, totalSteps_);
+        if (comm_.rank() == 0) {
+          metrics_->train(state_.step, state_.epoch, meanLoss, lr, samplesPerSecond);
+          const double eta = (totalSteps_ - state_.step) * globalBatch / samplesPerSecond;
+          if (!options_.quiet) {
+            progress_->update(state_.epoch, cfg_.train.epochs, state_.step, totalSteps_, meanLoss,
+                              samplesPerSecond, eta);
+          }
+        }
+        intervalStart = Clock::now();
+        intervalSteps = 0;
+        intervalLoss = 0.0;
+      }
+      if (cfg_.checkpoint.every_steps > 0 && state_.step % cfg_.checkpoint.every_steps == 0 &&
+          state_.stepInEpoch < microStepsPerEpoch) {
+        saveCheckpoint();
+      }
+    }
+    const bool epochDone = state_.stepInEpoch >= microStepsPerEpoch;
+    if (epochDone) {
+      ++state_.epoch;
+      state_.stepInEpoch = 0;
+    }
+    lastEval = evalStep();
+    evaluatedAtEnd = true;
+    state_.bestAccuracy = std::max(state_.bestAccuracy, lastEval.accuracy);
+    if (comm_.rank() == 0) {
+      metrics_->eval(state_.step, state_.epoch, lastEval.loss, lastEval.accuracy);
+      char line[160];
+      std::snprintf(line, sizeof line, "epoch %lld  step %lld  test loss %.4f  test accuracy %.2f%%",
+                    static_cast<long long>(state_.epoch), static_cast<long long>(state_.step),
+                    lastEval.loss, 100.0 * lastEval.accuracy);
+      log(line);
+    }
+    saveCheckpoint();
+  }
+  if (!evaluatedAtEnd) {
+    lastEval = evalStep();
+    state_.bestAccuracy = std::max(state_.bestAccuracy, lastEval.accuracy);
+  }
+
+  summary.steps = state_.step;
+  summary.finalEval = lastEval;
+  summary.bestAccuracy = state_.bestAccuracy;
+  summary.wallSeconds = secondsSince(start);
+  summary.samplesPerSecond =
+      (state_.step - firstStep) * globalBatch / std::max(summary.wallSeconds, 1e-9);
+  if (comm_.rank() == 0) {
+    metrics_->record("summary", {{"step", static_cast<double>(summary.steps)},
+                                 {"best_accuracy", summary.bestAccuracy},
+                                 {"wall_s", summary.wallSeconds},
+                                 {"samples_per_s", summary.samplesPerSecond}});
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "done: %lld steps, best test accuracy %.2f%%, final %.2f%%, wall %s, %.0f "
+                  "samples/s",
+                  static_cast<long long>(summary.steps), 100.0 * summary.bestAccuracy,
+                  100.0 * lastEval.accuracy, formatDuration(summary.wallSeconds).c_str(),
+                  summary.samplesPerSecond);
+    log(line);
+  }
+  return summary;
+}
+
+}  // namespace ringtrain

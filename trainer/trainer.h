@@ -1,0 +1,91 @@
+// The Trainer: data-parallel training of one model replica per rank.
+//
+// One optimizer step reads as: trainStep (forward + backward on this rank's shard of the
+// global batch, possibly over several micro-batches) -> reduceGrads (average gradients
+// across ranks) -> clip, schedule, optimizer step. After each epoch, evalStep runs on this
+// rank's slice of the test set and the results are reduced; saveCheckpoint writes a
+// crash-safe checkpoint from rank 0.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "collectives/communicator.h"
+#include "data/dataset.h"
+#include "models/model.h"
+#include "trainer/checkpoint.h"
+#include "trainer/config.h"
+#include "trainer/evaluate.h"
+
+namespace ringtrain {
+
+class GradientSynchronizer;
+class MetricsWriter;
+class ProgressPrinter;
+
+struct RunOptions {
+  std::string runDir;  // empty: runs/<train.run_name>
+  std::string resume;  // empty: fresh run; "auto": newest valid checkpoint in runDir; or a dir
+  bool quiet = false;  // no progress output (tests)
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double bestAccuracy = 0.0;
+  EvalResult finalEval;
+  double wallSeconds = 0.0;
+  double samplesPerSecond = 0.0;
+  std::string runDir;
+};
+
+class Trainer {
+ public:
+  // Model and datasets from the registries named in the config.
+  Trainer(Config cfg, Communicator& comm, RunOptions options);
+  // A user's own model and datasets (testSet may be null: no evaluation).
+  Trainer(Config cfg, Communicator& comm, RunOptions options, ModelPtr model, DatasetPtr trainSet,
+          DatasetPtr testSet);
+  ~Trainer();
+
+  TrainSummary run();
+  // Evaluates the current model on the whole test set, sharded across ranks.
+  EvalResult evaluate();
+
+  Model& model() { return *model_; }
+  const Config& config() const { return cfg_; }
+  const std::string& runDir() const { return runDir_; }
+
+ private:
+  void setUp();
+  void broadcastParameters();
+  void checkSameModelEverywhere();
+  void resumeFrom(const std::string& dir);
+  double trainStep(const Batch& batch, double lossScale);
+  void reduceGrads();
+  bool applyUpdate();  // returns false when the step was skipped (non-finite gradients)
+  EvalResult evalStep();
+  void saveCheckpoint();
+  void checkReplicasIdentical();
+  void log(const std::string& line);
+
+  Config cfg_;
+  Communicator& comm_;
+  RunOptions options_;
+  std::string runDir_;
+  ModelPtr model_;
+  DatasetPtr trainSet_;
+  DatasetPtr testSet_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<GradientSynchronizer> gradSync_;
+  std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<ProgressPrinter> progress_;
+  std::unique_ptr<CheckpointStore> checkpoints_;
+  TrainingState state_;
+  int64_t totalSteps_ = 0;
+  int64_t stepsPerEpoch_ = 0;  // optimizer steps
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace ringtrain
