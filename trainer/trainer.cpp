@@ -279,7 +279,9 @@ TrainSummary Trainer::run() {
   const int64_t accumulation = cfg_.train.grad_accumulation;
   const int64_t microStepsPerEpoch = stepsPerEpoch_ * accumulation;
   const int64_t globalBatch = cfg_.data.batch_size * comm_.size() * accumulation;
-  Loader loader(trainSet_, sampler, cfg_.data.prefetch);
+  // Start the loader at the cursor so its first prefetched batches are the ones we need.
+  Loader loader(trainSet_, sampler, cfg_.data.prefetch, {state_.epoch, state_.stepInEpoch});
+  bool loaderPositioned = true;
 
   TrainSummary summary;
   summary.runDir = runDir_;
@@ -292,7 +294,8 @@ TrainSummary Trainer::run() {
   bool evaluatedAtEnd = false;
 
   while (state_.step < totalSteps_ && state_.epoch < cfg_.train.epochs) {
-    loader.startEpoch(state_.epoch, state_.stepInEpoch);
+    if (!loaderPositioned) loader.startEpoch(state_.epoch, state_.stepInEpoch);
+    loaderPositioned = false;
     evaluatedAtEnd = false;
     while (state_.stepInEpoch < microStepsPerEpoch && state_.step < totalSteps_) {
       double stepLoss = 0.0;
