@@ -4,7 +4,9 @@
 #include <memory>
 #include <mutex>
 
+#include "data/csv.h"
 #include "data/fashion_mnist.h"
+#include "data/token_shards.h"
 #include "trainer/error.h"
 
 namespace ringtrain {
@@ -25,6 +27,8 @@ Registry& registry() {
     instance.factories["fashion_mnist"] = [](const DataConfig& cfg, Split split) {
       return std::make_shared<const FashionMnist>(cfg.dir, split, cfg.mean, cfg.std);
     };
+    instance.factories["tokens"] = makeTokenDataset;
+    instance.factories["csv"] = makeCsvDataset;
   });
   return instance;
 }

@@ -1,6 +1,7 @@
 // ringtrain train --config FILE [--set k=v ...] [--run-dir DIR] [--resume DIR|auto]
 #include "collectives/mpi_communicator.h"
 #include "launch/commands.h"
+#include "trainer/ps_trainer.h"
 #include "trainer/trainer.h"
 
 namespace ringtrain::cli {
@@ -16,10 +17,15 @@ void addOptions(cxxopts::Options& options) {
 
 int run(const cxxopts::ParseResult& args, CommandContext& context) {
   auto cfg = Config::fromFile(requiredOption(args, "config"), overridesOf(args));
-  context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD);
   RunOptions options;
   if (args.count("run-dir")) options.runDir = args["run-dir"].as<std::string>();
   if (args.count("resume")) options.resume = args["resume"].as<std::string>();
+  if (cfg.distributed.mode == "ps") {
+    // Parameter-server mode builds its own communicators (servers and workers).
+    PsTrainer(std::move(cfg), options, &context.comm).run();
+    return 0;
+  }
+  context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD);
   Trainer(std::move(cfg), *context.comm, options).run();
   return 0;
 }

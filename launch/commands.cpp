@@ -5,7 +5,8 @@
 namespace ringtrain::cli {
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> all = {trainCommand(), evalCommand()};
+  static const std::vector<Command> all = {trainCommand(), evalCommand(), prepareTextCommand(), sampleCommand(),
+                                            reportCommand(), exportCommand(), predictCommand()};
   return all;
 }
 

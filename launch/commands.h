@@ -39,5 +39,10 @@ std::string requiredOption(const cxxopts::ParseResult& args, const std::string& 
 // The command definitions, one per cmd_*.cpp.
 Command trainCommand();
 Command evalCommand();
+Command exportCommand();
+Command predictCommand();
+Command prepareTextCommand();
+Command sampleCommand();
+Command reportCommand();
 
 }  // namespace ringtrain::cli

@@ -10,6 +10,7 @@ packages=(
   libyaml-cpp-dev libcxxopts-dev libgtest-dev zlib1g-dev
   libopenblas0-pthread    # a fast libblas.so.3 for LibTorch's matrix products (see bench/RESULTS.md)
   dataset-fashion-mnist   # IDX files under /usr/share/datasets/fashion-mnist
+  fortunes                # text under /usr/share/games/fortunes (configs/lm_fortunes.yaml)
   python3-torch           # the Python client for interop tests and the PyTorch DDP comparison
 )
 

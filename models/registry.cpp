@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "models/fashion.h"
+#include "models/gpt.h"
 #include "trainer/error.h"
 
 namespace ringtrain {
@@ -27,6 +28,7 @@ Registry& registry() {
     instance.factories["fashion_cnn"] = [](const YAML::Node&) {
       return std::make_shared<FashionCnn>();
     };
+    instance.factories["gpt"] = makeGpt;
   });
   return instance;
 }

@@ -27,6 +27,12 @@ struct DataConfig {
   double mean = 0.2860;                                    // input normalisation
   double std = 0.3530;
   bool shuffle = true;
+  // Language-model token data (data.name: tokens): tokens per training window (the model's
+  // context; at most model.options.block_size), and the file format of the shards.
+  int64_t block_size = 0;                  // 0: unset (required by `tokens`)
+  std::string token_format = "ringtrain";  // ringtrain (headered shards) | nanogpt (.bin)
+  // Tabular data (data.name: csv): the integer class column; every other column is a feature.
+  std::string label_column = "label";
 };
 
 struct OptimizerConfig {
@@ -69,6 +75,15 @@ struct DistributedConfig {
   bool overlap = true;
   std::string compression = "none";   // none | bf16 | fp16
   double timeout_s = 300.0;
+  int64_t fingerprint_every = 1000;  // steps between model fingerprint checks (0: start only)
+};
+
+// Parameter-server mode (distributed.mode: ps): see trainer/ps_trainer.h.
+struct PsConfig {
+  int64_t servers = 1;              // K ranks serve parameters; the rest are workers
+  std::string placement = "last";   // which ranks serve: last | first | spread
+  std::string consistency = "bsp";  // bsp | asp | ssp
+  int64_t staleness = 2;            // ssp: steps a worker may run ahead of the slowest
 };
 
 struct CheckpointConfig {
@@ -84,6 +99,7 @@ struct Config {
   ScheduleConfig schedule;
   TrainConfig train;
   DistributedConfig distributed;
+  PsConfig ps;
   CheckpointConfig checkpoint;
 
   // Parses YAML text (as read from `sourceName`, used in messages) and applies overrides

@@ -90,6 +90,7 @@ std::vector<ConfigKey> buildSchema() {
   const SectionBinder schedule("schedule", &Config::schedule);
   const SectionBinder train("train", &Config::train);
   const SectionBinder distributed("distributed", &Config::distributed);
+  const SectionBinder ps("ps", &Config::ps);
   const SectionBinder checkpoint("checkpoint", &Config::checkpoint);
   // clang-format off
   return {
@@ -104,6 +105,9 @@ std::vector<ConfigKey> buildSchema() {
     data("mean", &DataConfig::mean),
     data("std", &DataConfig::std).above(0),
     data("shuffle", &DataConfig::shuffle),
+    data("block_size", &DataConfig::block_size).atLeast(0),
+    data("token_format", &DataConfig::token_format).oneOf({"ringtrain", "nanogpt"}),
+    data("label_column", &DataConfig::label_column),
 
     optimizer("name", &OptimizerConfig::name).oneOf({"sgd", "adamw"}),
     optimizer("lr", &OptimizerConfig::lr).above(0),
@@ -138,6 +142,12 @@ std::vector<ConfigKey> buildSchema() {
     distributed("overlap", &DistributedConfig::overlap),
     distributed("compression", &DistributedConfig::compression).oneOf({"none", "bf16", "fp16"}),
     distributed("timeout_s", &DistributedConfig::timeout_s).above(0),
+    distributed("fingerprint_every", &DistributedConfig::fingerprint_every).atLeast(0),
+
+    ps("servers", &PsConfig::servers).atLeast(1),
+    ps("placement", &PsConfig::placement).oneOf({"last", "first", "spread"}),
+    ps("consistency", &PsConfig::consistency).oneOf({"bsp", "asp", "ssp"}),
+    ps("staleness", &PsConfig::staleness).atLeast(0),
 
     checkpoint("every_steps", &CheckpointConfig::every_steps).atLeast(0),
     checkpoint("keep_last", &CheckpointConfig::keep_last).atLeast(1),

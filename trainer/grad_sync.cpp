@@ -1,8 +1,37 @@
 #include "trainer/grad_sync.h"
 
+#include <algorithm>
+
 #include "trainer/error.h"
 
 namespace ringtrain {
+
+namespace {
+
+// The dtype a bucket travels in: compression narrows floating types wider than 16 bits.
+torch::ScalarType wireType(torch::ScalarType paramType, GradCompression compression) {
+  const bool wide = at::isFloatingType(paramType) && c10::elementSize(paramType) > 2;
+  if (!wide) return paramType;
+  switch (compression) {
+    case GradCompression::BFloat16:
+      return torch::kBFloat16;
+    case GradCompression::Float16:
+      return torch::kHalf;
+    case GradCompression::None:
+      break;
+  }
+  return paramType;
+}
+
+GradSyncOptions postBackwardOptions(double bucketMb, std::chrono::milliseconds timeout) {
+  GradSyncOptions options;
+  options.bucketMb = bucketMb;
+  options.overlap = false;
+  options.timeout = timeout;
+  return options;
+}
+
+}  // namespace
 
 std::vector<BucketLayout> planBuckets(const std::vector<torch::Tensor>& parameters,
                                       double bucketMb, double firstBucketMb) {
@@ -13,66 +42,194 @@ std::vector<BucketLayout> planBuckets(const std::vector<torch::Tensor>& paramete
   for (size_t k = parameters.size(); k-- > 0;) {
     const auto& p = parameters[k];
     const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
-    const bool dtypeChanges = current.numel > 0 && p.scalar_type() != current.dtype;
+    const bool kindChanges =
+        current.numel > 0 && (p.scalar_type() != current.dtype || p.device() != current.device);
     const bool full = current.numel > 0 &&
                       (current.numel * static_cast<int64_t>(p.element_size()) + bytes) >
                           capacityBytes;
-    if (dtypeChanges || full) {
+    if (kindChanges || full) {
       buckets.push_back(std::move(current));
       current = BucketLayout();
       capacityBytes = bucketMb * mib;
     }
     current.dtype = p.scalar_type();
+    current.device = p.device();
     current.parameterIndices.push_back(k);
     current.offsets.push_back(current.numel);
     current.numel += p.numel();
   }
-  if (current.numel > 0 || !current.parameterIndices.empty()) buckets.push_back(current);
+  if (!current.parameterIndices.empty()) buckets.push_back(std::move(current));
   return buckets;
+}
+
+GradCompression parseGradCompression(const std::string& name) {
+  if (name == "none") return GradCompression::None;
+  if (name == "bf16") return GradCompression::BFloat16;
+  if (name == "fp16") return GradCompression::Float16;
+  throw ConfigError("unknown gradient compression '" + name + "' (distributed.compression)",
+                    "use none, bf16 or fp16");
 }
 
 GradientSynchronizer::GradientSynchronizer(Communicator& comm,
                                            std::vector<torch::Tensor> parameters,
                                            double bucketMb, std::chrono::milliseconds timeout)
-    : comm_(comm),
-      parameters_(std::move(parameters)),
-      layout_(planBuckets(parameters_, bucketMb)),
-      timeout_(timeout) {
-  for (const auto& b : layout_) {
-    buckets_.push_back(torch::zeros({b.numel}, torch::TensorOptions().dtype(b.dtype)));
+    : GradientSynchronizer(comm, std::move(parameters), postBackwardOptions(bucketMb, timeout)) {}
+
+GradientSynchronizer::GradientSynchronizer(Communicator& comm,
+                                           std::vector<torch::Tensor> parameters,
+                                           GradSyncOptions options)
+    : comm_(comm), parameters_(std::move(parameters)), options_(options) {
+  if (!(options_.bucketMb > 0.0) || !(options_.firstBucketMb > 0.0)) {
+    throw ConfigError("gradient bucket sizes must be > 0 MB, got bucket_mb " +
+                          std::to_string(options_.bucketMb),
+                      "set distributed.bucket_mb to e.g. 25", comm_.rank());
+  }
+  // Frozen parameters are left alone: plan over the trainable ones, then map the indices
+  // back to the caller's list.
+  std::vector<torch::Tensor> trainable;
+  std::vector<size_t> original;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (!parameters_[i].requires_grad()) continue;
+    trainable.push_back(parameters_[i]);
+    original.push_back(i);
+  }
+  layout_ = planBuckets(trainable, options_.bucketMb, options_.firstBucketMb);
+  for (auto& bucket : layout_) {
+    for (auto& index : bucket.parameterIndices) index = original[index];
+  }
+
+  scale_ = torch::scalar_tensor(1.0 / comm_.size(), torch::kFloat64);
+  slotViews_.resize(parameters_.size());
+  bucketOf_.assign(parameters_.size(), layout_.size());
+  for (size_t b = 0; b < layout_.size(); ++b) {
+    const auto& bucket = layout_[b];
+    buckets_.push_back(torch::zeros({bucket.numel}, torch::TensorOptions()
+                                                        .dtype(wireType(bucket.dtype,
+                                                                        options_.compression))
+                                                        .device(bucket.device)));
+    for (size_t i = 0; i < bucket.parameterIndices.size(); ++i) {
+      const size_t k = bucket.parameterIndices[i];
+      const auto& p = parameters_[k];
+      slotViews_[k] = buckets_[b].narrow(0, bucket.offsets[i], p.numel()).view(p.sizes());
+      bucketOf_[k] = b;
+    }
+  }
+  ready_.assign(parameters_.size(), 0);
+  readyCount_.assign(layout_.size(), 0);
+  works_.resize(layout_.size());
+
+  // With one rank there is nothing to overlap: synchronize() is the identity.
+  if (options_.overlap && comm_.size() > 1) {
+    for (size_t k = 0; k < parameters_.size(); ++k) {
+      if (bucketOf_[k] == layout_.size()) continue;
+      const unsigned handle =
+          parameters_[k].register_hook([this, k](torch::Tensor grad) { onGradient(k, grad); });
+      hooks_.emplace_back(k, handle);
+    }
   }
 }
 
+GradientSynchronizer::~GradientSynchronizer() {
+  for (const auto& [k, handle] : hooks_) parameters_[k].remove_hook(handle);
+}
+
+void GradientSynchronizer::prepareBackward(int64_t step, bool synchronizeAfter) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  step_ = step;
+  syncAfterBackward_ = synchronizeAfter;
+}
+
+// Runs inside backward, before autograd adds `grad` into .grad. The packed value is what
+// .grad will hold after that addition, divided by N: exactly what the post-backward path
+// packs, so both paths send the same bits.
+void GradientSynchronizer::onGradient(size_t param, const torch::Tensor& grad) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!syncAfterBackward_ || !grad.defined()) return;
+  const size_t b = bucketOf_[param];
+  if (works_[b]) {
+    throw TrainingError(
+        "a gradient for parameter #" + std::to_string(param) + " arrived after its bucket " +
+            std::to_string(b) + " was sent (step " + std::to_string(step_) + ")",
+        "with several backward passes per step, call prepareBackward(step, false) before all "
+        "but the last (gradient accumulation)",
+        comm_.rank());
+  }
+  torch::NoGradGuard noGrad;
+  const auto& accumulated = parameters_[param].grad();
+  if (accumulated.defined()) {
+    at::mul_out(slotViews_[param], accumulated + grad, scale_);
+  } else {
+    at::mul_out(slotViews_[param], grad, scale_);
+  }
+  if (!ready_[param]) {  // a repeated backward re-packs the sum without counting twice
+    ready_[param] = 1;
+    ++readyCount_[b];
+    launchCompletedBuckets();
+  }
+}
+
+void GradientSynchronizer::packFromGrad(size_t param) {
+  const auto& grad = parameters_[param].grad();
+  if (grad.defined()) {
+    at::mul_out(slotViews_[param], grad, scale_);
+  } else {
+    slotViews_[param].zero_();
+  }
+}
+
+void GradientSynchronizer::launchCompletedBuckets() {
+  // In index order only: the communicator runs collectives FIFO, so every rank must queue
+  // the buckets in the same order even when backward completes them in another.
+  while (nextLaunch_ < layout_.size() &&
+         readyCount_[nextLaunch_] == layout_[nextLaunch_].parameterIndices.size()) {
+    launch(nextLaunch_++, /*fromHook=*/true);
+  }
+}
+
+void GradientSynchronizer::launch(size_t bucket, bool fromHook) {
+  works_[bucket] = comm_.allreduce(buckets_[bucket], "step " + std::to_string(step_) +
+                                                         ", gradient bucket " +
+                                                         std::to_string(bucket + 1) + " of " +
+                                                         std::to_string(layout_.size()));
+  if (fromHook) ++hookLaunches_;
+}
+
 void GradientSynchronizer::synchronize(int64_t step) {
-  const double scale = 1.0 / comm_.size();
-  std::vector<WorkPtr> works;
-  works.reserve(layout_.size());
-  for (size_t b = 0; b < layout_.size(); ++b) {
-    const auto& bucket = layout_[b];
-    auto& flat = buckets_[b];
-    for (size_t i = 0; i < bucket.parameterIndices.size(); ++i) {
-      const auto& p = parameters_[bucket.parameterIndices[i]];
-      auto slot = flat.narrow(0, bucket.offsets[i], p.numel());
-      if (p.grad().defined()) {
-        slot.copy_(p.grad().reshape({-1}));
-        slot.mul_(scale);
-      } else {
-        slot.zero_();
+  std::lock_guard<std::mutex> lock(mutex_);
+  step_ = step;
+  if (comm_.size() > 1) {
+    for (; nextLaunch_ < layout_.size(); ++nextLaunch_) {
+      for (const size_t k : layout_[nextLaunch_].parameterIndices) {
+        if (!ready_[k]) packFromGrad(k);
       }
+      launch(nextLaunch_, /*fromHook=*/false);
     }
-    works.push_back(comm_.allreduce(
-        flat, "allreduce(step " + std::to_string(step) + ", bucket " + std::to_string(b) + ")"));
   }
+  torch::NoGradGuard noGrad;
   for (size_t b = 0; b < layout_.size(); ++b) {
-    works[b]->wait(timeout_);
-    const auto& bucket = layout_[b];
-    for (size_t i = 0; i < bucket.parameterIndices.size(); ++i) {
-      auto& p = parameters_[bucket.parameterIndices[i]];
-      auto slot = buckets_[b].narrow(0, bucket.offsets[i], p.numel()).view(p.sizes());
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      p.mutable_grad().copy_(slot);
+    if (works_[b]) works_[b]->wait(options_.timeout);
+    for (const size_t k : layout_[b].parameterIndices) {
+      auto& grad = parameters_[k].mutable_grad();
+      if (comm_.size() == 1) {
+        // The average over one rank is the gradient itself: nothing was packed or sent.
+        if (!grad.defined()) grad = torch::zeros_like(parameters_[k]);
+        continue;
+      }
+      if (!grad.defined()) grad = torch::empty_like(parameters_[k]);
+      grad.copy_(slotViews_[k]);
     }
   }
+  launchedDuringBackward_ = hookLaunches_;
+  resetRound();
+}
+
+void GradientSynchronizer::resetRound() {
+  std::fill(ready_.begin(), ready_.end(), 0);
+  std::fill(readyCount_.begin(), readyCount_.end(), 0);
+  std::fill(works_.begin(), works_.end(), nullptr);
+  nextLaunch_ = 0;
+  hookLaunches_ = 0;
+  syncAfterBackward_ = true;
 }
 
 }  // namespace ringtrain

@@ -34,20 +34,26 @@ void MetricsWriter::record(const std::string& kind,
   out_.flush();
 }
 
+double MetricsWriter::secondsSinceStart() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
 void MetricsWriter::train(int64_t step, int64_t epoch, double loss, double lr,
                           double samplesPerSecond) {
   record("train", {{"step", static_cast<double>(step)},
                    {"epoch", static_cast<double>(epoch)},
                    {"loss", loss},
                    {"lr", lr},
-                   {"samples_per_s", samplesPerSecond}});
+                   {"samples_per_s", samplesPerSecond},
+                   {"time_s", secondsSinceStart()}});
 }
 
 void MetricsWriter::eval(int64_t step, int64_t epoch, double testLoss, double testAccuracy) {
   record("eval", {{"step", static_cast<double>(step)},
                   {"epoch", static_cast<double>(epoch)},
                   {"test_loss", testLoss},
-                  {"test_accuracy", testAccuracy}});
+                  {"test_accuracy", testAccuracy},
+                  {"time_s", secondsSinceStart()}});
 }
 
 std::string formatDuration(double seconds) {

@@ -12,6 +12,8 @@
 namespace ringtrain {
 
 // Appends records to <runDir>/metrics.jsonl; flushes each line so a killed run keeps them.
+// Train and eval records carry "time_s": seconds since this writer was created (the start
+// of the run, or of the resumed part of a run), for plots against wall time.
 class MetricsWriter {
  public:
   explicit MetricsWriter(const std::string& path);
@@ -21,7 +23,10 @@ class MetricsWriter {
   void record(const std::string& kind, const std::vector<std::pair<std::string, double>>& fields);
 
  private:
+  double secondsSinceStart() const;
+
   std::ofstream out_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
 // Progress on a terminal is rewritten in place; otherwise one plain line per call.

@@ -3,17 +3,21 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <thread>
 
+#include "collectives/gpu_backend.h"
 #include "data/dataset_registry.h"
 #include "data/loader.h"
 #include "data/sharding.h"
 #include "models/registry.h"
 #include "trainer/error.h"
 #include "trainer/evaluate.h"
+#include "trainer/fault_injection.h"
 #include "trainer/grad_sync.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
+#include "trainer/watchdog.h"
 
 namespace fs = std::filesystem;
 
@@ -43,6 +47,22 @@ int64_t parameterBytesHash(const torch::nn::Module& module) {
   return static_cast<int64_t>(h);
 }
 
+// Which ranks' losses were not finite, for the message about a non-finite (averaged)
+// gradient norm. Collective; every rank sees that norm alike and calls it.
+std::string nonfiniteLossRanks(Communicator& comm, double localLoss,
+                               std::chrono::milliseconds timeout) {
+  auto mine = torch::tensor({localLoss}, torch::kFloat64);
+  auto all = torch::empty({comm.size()}, torch::kFloat64);
+  comm.allgather(mine, all)->wait(timeout);
+  std::string ranks;
+  for (int r = 0; r < comm.size(); ++r) {
+    if (std::isfinite(all[r].item<double>())) continue;
+    ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+  }
+  return ranks.empty() ? " (the loss was finite on every rank: a gradient overflowed)"
+                       : " (non-finite loss on rank(s) " + ranks + ")";
+}
+
 }  // namespace
 
 Trainer::Trainer(Config cfg, Communicator& comm, RunOptions options)
@@ -60,6 +80,9 @@ Trainer::Trainer(Config cfg, Communicator& comm, RunOptions options, ModelPtr mo
   const bool userSupplied = model_ != nullptr;
   torch::manual_seed(cfg_.train.seed);
   if (!model_) model_ = makeModel(cfg_.model.name, cfg_.model.options);
+  if (processFaults().trigger(FaultPoint::BuildModel, comm_.rank(), 0)) {
+    model_->register_parameter("fault_injected", torch::zeros({3}));  // test-only
+  }
   if (!userSupplied && !trainSet_) {
     trainSet_ = makeDataset(cfg_.data, Split::Train);
     testSet_ = makeDataset(cfg_.data, Split::Test);
@@ -100,10 +123,17 @@ void Trainer::setUp() {
     metrics_ = std::make_unique<MetricsWriter>((fs::path(runDir_) / "metrics.jsonl").string());
   }
 
+  // [GPU, backend nccl] The replica lives on this rank's GPU, moved before the optimizer and
+  // the gradient buckets take its parameters; every other backend keeps it on the CPU.
+  model_->to(trainingDevice(comm_));
   std::vector<torch::Tensor> parameters = model_->parameters();
   optimizer_ = makeOptimizer(cfg_.optimizer, parameters);
-  gradSync_ = std::make_unique<GradientSynchronizer>(comm_, parameters, cfg_.distributed.bucket_mb,
-                                                     timeout_);
+  GradSyncOptions syncOptions;
+  syncOptions.bucketMb = cfg_.distributed.bucket_mb;
+  syncOptions.overlap = cfg_.distributed.overlap;
+  syncOptions.compression = parseGradCompression(cfg_.distributed.compression);
+  syncOptions.timeout = timeout_;
+  gradSync_ = std::make_unique<GradientSynchronizer>(comm_, parameters, syncOptions);
 
   const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, comm_.rank(), comm_.size(),
                              cfg_.train.seed, cfg_.data.shuffle);
@@ -118,11 +148,12 @@ void Trainer::setUp() {
   if (cfg_.train.max_steps > 0) totalSteps_ = std::min(totalSteps_, cfg_.train.max_steps);
 
   state_.worldSize = comm_.size();
+  state_.totalSteps = totalSteps_;
   state_.modelName = cfg_.model.name;
   state_.modelFingerprint = moduleFingerprint(*model_);
   state_.configHash = stableHash(cfg_.toYaml());
 
-  checkSameModelEverywhere();
+  checkSameModelEverywhere("start-up", startupTimeout(timeout_));
   broadcastParameters();
 
   if (comm_.rank() == 0 && !options_.quiet) {
@@ -130,22 +161,6 @@ void Trainer::setUp() {
         std::to_string(parameterCount(*model_)) + " parameters, " +
         std::to_string(comm_.size()) + " rank(s), backend " + comm_.backendName() + ", " +
         std::to_string(gradSync_->layout().size()) + " gradient bucket(s), run dir " + runDir_);
-  }
-}
-
-// Every rank must build the same model, or the bucketed all-reduce would pair up
-// gradients of different shapes. Compare fingerprints before the first collective on them.
-void Trainer::checkSameModelEverywhere() {
-  const auto mine = std::stoull(state_.modelFingerprint, nullptr, 16);
-  auto local = torch::tensor({static_cast<int64_t>(mine)}, torch::kInt64);
-  auto all = torch::empty({comm_.size()}, torch::kInt64);
-  comm_.allgather(local, all)->wait(timeout_);
-  for (int r = 0; r < comm_.size(); ++r) {
-    if (all[r].item<int64_t>() != all[0].item<int64_t>()) {
-      throw TrainingError("rank " + std::to_string(r) +
-                              " built a different model (parameter names/shapes) than rank 0",
-                          "every rank must use the same config and model code", comm_.rank());
-    }
   }
 }
 
@@ -161,35 +176,15 @@ void Trainer::broadcastParameters() {
   }
 }
 
-void Trainer::resumeFrom(const std::string& dir) {
-  const TrainingState saved = readTrainingState(dir);
-  if (saved.modelFingerprint != state_.modelFingerprint) {
-    throw CheckpointError("checkpoint " + dir + " holds model '" + saved.modelName +
-                              "' with different parameters than the configured model '" +
-                              cfg_.model.name + "'",
-                          "resume with the config the checkpoint was written with",
-                          comm_.rank());
-  }
-  if (saved.worldSize != comm_.size()) {
-    throw CheckpointError("checkpoint " + dir + " was written by " +
-                              std::to_string(saved.worldSize) + " ranks, this job has " +
-                              std::to_string(comm_.size()),
-                          "resume with mpirun -np " + std::to_string(saved.worldSize),
-                          comm_.rank());
-  }
-  loadCheckpoint(dir, *model_, optimizer_.get(), true);
-  const auto fingerprint = state_.modelFingerprint;
-  const auto configHash = state_.configHash;
-  state_ = saved;
-  state_.configHash = configHash;
-  state_.modelFingerprint = fingerprint;
-  log("resumed from " + dir + " at step " + std::to_string(state_.step));
-}
-
 double Trainer::trainStep(const Batch& batch, double lossScale) {
   model_->train();
-  auto logits = model_->forward(batch.inputs);
-  auto loss = crossEntropyPerPrediction(logits, batch.targets).mean();
+  // [GPU, backend nccl] The loader's batches are on the CPU; .to() is a no-op on the CPU.
+  const torch::Device device = trainingDevice(comm_);
+  auto logits = model_->forward(batch.inputs.to(device));
+  auto loss = crossEntropyPerPrediction(logits, batch.targets.to(device)).mean();
+  if (processFaults().trigger(FaultPoint::Loss, comm_.rank(), state_.step)) {
+    loss = loss * std::numeric_limits<float>::quiet_NaN();  // test-only
+  }
   (loss * lossScale).backward();
   return loss.item<double>();
 }
@@ -198,7 +193,7 @@ void Trainer::reduceGrads() {
   if (comm_.size() > 1) gradSync_->synchronize(state_.step);
 }
 
-bool Trainer::applyUpdate() {
+bool Trainer::applyUpdate(double localLoss) {
   auto parameters = model_->parameters();
   double norm = 0.0;
   if (cfg_.train.grad_clip_norm > 0.0) {
@@ -212,13 +207,14 @@ bool Trainer::applyUpdate() {
   }
   if (!std::isfinite(norm)) {
     // The gradients are already averaged, so every rank sees the same norm and decides alike.
+    const std::string what = "non-finite gradient norm at step " + std::to_string(state_.step) +
+                             nonfiniteLossRanks(comm_, localLoss, timeout_);
     if (cfg_.train.on_nonfinite == "skip") {
-      log("warning: non-finite gradient norm at step " + std::to_string(state_.step) +
-          "; skipping the update");
+      log("warning: " + what + "; skipping the update (train.on_nonfinite: skip)");
       optimizer_->zero_grad();
       return false;
     }
-    throw TrainingError("non-finite gradient norm at step " + std::to_string(state_.step),
+    throw TrainingError(what,
                         "lower optimizer.lr, set train.grad_clip_norm, or set "
                         "train.on_nonfinite: skip",
                         comm_.rank());
@@ -232,25 +228,18 @@ bool Trainer::applyUpdate() {
 
 EvalResult Trainer::evalStep() {
   if (!testSet_) return EvalResult();
-  return evaluateModel(*model_, *testSet_, cfg_.data.eval_batch_size, comm_, timeout_);
+  return withTimeoutContext("evaluation after step " + std::to_string(state_.step), [&] {
+    return evaluateModel(*model_, *testSet_, cfg_.data.eval_batch_size, comm_, timeout_);
+  });
 }
 
 EvalResult Trainer::evaluate() { return evalStep(); }
 
-void Trainer::saveCheckpoint() {
-  if (!cfg_.checkpoint.enabled) return;
-  // Replicas are identical after every synchronised step, so rank 0's copy is the state of
-  // the job. The barrier keeps the others from running ahead of a checkpoint in progress.
-  if (comm_.rank() == 0) {
-    checkpoints_->save(*model_, *optimizer_, state_, cfg_.toYaml(), static_cast<int>(cfg_.checkpoint.keep_last));
-  }
-  comm_.barrier();
-}
-
 void Trainer::checkReplicasIdentical() {
   auto local = torch::tensor({parameterBytesHash(*model_)}, torch::kInt64);
   auto all = torch::empty({comm_.size()}, torch::kInt64);
-  comm_.allgather(local, all)->wait(timeout_);
+  withTimeoutContext("replica check at step " + std::to_string(state_.step),
+                     [&] { comm_.allgather(local, all)->wait(timeout_); });
   for (int r = 1; r < comm_.size(); ++r) {
     if (all[r].item<int64_t>() != all[0].item<int64_t>()) {
       throw TrainingError("replicas diverged at step " + std::to_string(state_.step) + ": rank " +
@@ -262,17 +251,7 @@ void Trainer::checkReplicasIdentical() {
 }
 
 TrainSummary Trainer::run() {
-  if (!options_.resume.empty()) {
-    const auto warn = [this](const std::string& m) { log("warning: " + m); };
-    std::optional<std::string> dir;
-    if (options_.resume == "auto") {
-      dir = checkpoints_->latestValid(warn);
-      if (!dir) log("no checkpoint in " + runDir_ + " yet; starting from scratch");
-    } else {
-      dir = resolveCheckpoint(options_.resume, warn);
-    }
-    if (dir) resumeFrom(*dir);
-  }
+  resumeIfAsked();
 
   const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, comm_.rank(), comm_.size(),
                              cfg_.train.seed, cfg_.data.shuffle);
@@ -298,10 +277,13 @@ TrainSummary Trainer::run() {
     loaderPositioned = false;
     evaluatedAtEnd = false;
     while (state_.stepInEpoch < microStepsPerEpoch && state_.step < totalSteps_) {
+      processFaults().trigger(FaultPoint::StepStart, comm_.rank(), state_.step);
       double stepLoss = 0.0;
       for (int64_t micro = 0; micro < accumulation; ++micro) {
         auto batch = loader.next();
         if (!batch) throw TrainingError("data loader ended early", "", comm_.rank());
+        // Only the last micro-batch's backward sends gradients (the others accumulate).
+        gradSync_->prepareBackward(state_.step, micro + 1 == accumulation);
         stepLoss += trainStep(*batch, 1.0 / accumulation) / accumulation;
         ++state_.stepInEpoch;
       }
@@ -310,7 +292,7 @@ TrainSummary Trainer::run() {
                             "lower optimizer.lr or set train.on_nonfinite: skip", comm_.rank());
       }
       reduceGrads();
-      applyUpdate();
+      applyUpdate(stepLoss);
       ++state_.step;
       ++intervalSteps;
       intervalLoss += std::isfinite(stepLoss) ? stepLoss : 0.0;
@@ -322,7 +304,8 @@ TrainSummary Trainer::run() {
       if (state_.step % cfg_.train.log_every == 0 || state_.step == totalSteps_) {
         // The logged loss is the mean over ranks and over the interval's steps.
         auto lossTotal = torch::tensor({intervalLoss}, torch::kFloat64);
-        comm_.allreduce(lossTotal, "allreduce(loss)")->wait(timeout_);
+        comm_.allreduce(lossTotal, "loss, step " + std::to_string(state_.step))
+            ->wait(timeout_);
         const double meanLoss = lossTotal.item<double>() / (intervalSteps * comm_.size());
         const double elapsed = secondsSince(intervalStart);
         const double samplesPerSecond = intervalSteps * globalBatch / std::max(elapsed, 1e-9);
@@ -344,6 +327,11 @@ TrainSummary Trainer::run() {
           state_.stepInEpoch < microStepsPerEpoch) {
         saveCheckpoint();
       }
+      if (cfg_.distributed.fingerprint_every > 0 &&
+          state_.step % cfg_.distributed.fingerprint_every == 0) {
+        checkSameModelEverywhere("step " + std::to_string(state_.step), timeout_);
+      }
+      processFaults().trigger(FaultPoint::AfterStep, comm_.rank(), state_.step);
     }
     const bool epochDone = state_.stepInEpoch >= microStepsPerEpoch;
     if (epochDone) {

@@ -60,11 +60,18 @@ class Trainer {
  private:
   void setUp();
   void broadcastParameters();
-  void checkSameModelEverywhere();
+  // Compares the model fingerprint across ranks (see trainer/fingerprint.h); `when` names
+  // the moment in the error message.
+  void checkSameModelEverywhere(const std::string& when, std::chrono::milliseconds timeout);
+  // --resume: picks the checkpoint (all ranks must agree), loads it, rolls back metrics.
+  void resumeIfAsked();
+  // Refuses, saying what differs, a checkpoint of another model or world size.
   void resumeFrom(const std::string& dir);
   double trainStep(const Batch& batch, double lossScale);
   void reduceGrads();
-  bool applyUpdate();  // returns false when the step was skipped (non-finite gradients)
+  // Returns false when the step was skipped (non-finite gradients). `localLoss` is this
+  // rank's loss of the step, to name the rank(s) whose loss was not finite.
+  bool applyUpdate(double localLoss);
   EvalResult evalStep();
   void saveCheckpoint();
   void checkReplicasIdentical();

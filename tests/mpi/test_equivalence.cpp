@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include "collectives/mpi_communicator.h"
+#include "data/dataset.h"
 #include "data/sharding.h"
 #include "models/registry.h"
 #include "trainer/grad_sync.h"

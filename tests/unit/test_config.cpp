@@ -153,9 +153,9 @@ TEST(Config, EmptySectionsAndCommentsKeepDefaults) {
 
 TEST(Config, SchemaCoversSectionsInOrder) {
   const std::vector<std::string> all = {"model", "data",        "optimizer", "schedule",
-                                        "train", "distributed", "checkpoint"};
+                                        "train", "distributed", "ps",       "checkpoint"};
   EXPECT_EQ(configSections(), all);
-  EXPECT_EQ(configSchema().size(), 43u);  // update when a key is added
+  EXPECT_EQ(configSchema().size(), 48u);  // update when a key is added
   ASSERT_NE(findConfigKey("optimizer", "lr"), nullptr);
   EXPECT_EQ(findConfigKey("optimizer", "lrr"), nullptr);
 }

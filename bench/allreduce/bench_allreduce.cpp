@@ -1,0 +1,354 @@
+// All-reduce bandwidth: ringtrain's ring vs MPI_Allreduce vs LibTorch's c10d Gloo, float32
+// sum, sizes 4 KiB .. 256 MiB in x4 steps, plus a one-process memcpy row as the ceiling.
+//
+//   mpirun -np N bench_allreduce [--csv FILE] [--min-bytes B] [--max-bytes B] [--repeats R]
+//                                [--impls ring,mpi,gloo] [--segment-bytes B] [--slots K]
+//
+// Each repeat runs every implementation once, back to back (interleaved, so a noisy
+// neighbour on the machine slows all of them alike); a run's time is the slowest rank's,
+// and the table reports the median over repeats. algbw = S / t and busbw = algbw * 2(n-1)/n,
+// as in nccl-tests (see docs/algorithms.md). Sizes above 16 MiB get fewer repeats.
+#include <mpi.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collectives/mpi_context.h"
+#include "collectives/ring_allreduce.h"
+#include "trainer/error.h"
+
+#ifdef RINGTRAIN_BENCH_GLOO
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+
+namespace ringtrain {
+namespace {
+
+struct Args {
+  std::string csv;
+  std::int64_t minBytes = 4 << 10;
+  std::int64_t maxBytes = std::int64_t{256} << 20;
+  int repeats = 20;
+  std::vector<std::string> impls = {"ring", "mpi", "gloo"};
+  RingOptions ring;
+};
+
+std::vector<std::string> splitCommas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream stream(text);
+  for (std::string part; std::getline(stream, part, ',');) parts.push_back(part);
+  return parts;
+}
+
+Args parseArgs(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      throw ConfigError(
+          "usage: bench_allreduce [--csv FILE] [--min-bytes B] [--max-bytes B] "
+          "[--repeats R] [--impls ring,mpi,gloo] [--segment-bytes B] [--slots K]");
+    }
+    if (i + 1 >= argc) throw ConfigError("flag " + flag + " needs a value");
+    const std::string value = argv[++i];
+    if (flag == "--csv") {
+      args.csv = value;
+    } else if (flag == "--min-bytes") {
+      args.minBytes = std::stoll(value);
+    } else if (flag == "--max-bytes") {
+      args.maxBytes = std::stoll(value);
+    } else if (flag == "--repeats") {
+      args.repeats = std::max(1, std::stoi(value));
+    } else if (flag == "--impls") {
+      args.impls = splitCommas(value);
+    } else if (flag == "--segment-bytes") {
+      args.ring.segmentBytes = std::stoll(value);
+    } else if (flag == "--slots") {
+      args.ring.slots = std::stoi(value);
+    } else {
+      throw ConfigError("unknown flag " + flag, "run with --help");
+    }
+  }
+  return args;
+}
+
+// Waits for all ranks without spinning, so idle ranks leave the CPU to the memcpy row.
+void sleepyBarrier(MPI_Comm comm) {
+  MPI_Request request = MPI_REQUEST_NULL;
+  checkMpi(MPI_Ibarrier(comm, &request), "MPI_Ibarrier");
+  for (int done = 0;;) {
+    checkMpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+#ifdef RINGTRAIN_BENCH_GLOO
+// c10d's Gloo process group over TCP on loopback, rendezvous through a FileStore whose path
+// rank 0 picks and broadcasts over MPI.
+class GlooGroup {
+ public:
+  explicit GlooGroup(const MpiComm& comm) {
+    std::string dir(512, '\0');
+    if (comm.rank() == 0) {
+      std::string pattern = std::filesystem::temp_directory_path() / "ringtrain-gloo-XXXXXX";
+      if (mkdtemp(pattern.data()) == nullptr) throw CommError("mkdtemp failed for the store");
+      std::copy(pattern.begin(), pattern.end(), dir.begin());
+    }
+    checkMpi(MPI_Bcast(dir.data(), 512, MPI_CHAR, 0, comm.get()), "MPI_Bcast");
+    dir_ = dir.c_str();
+    auto store = c10::make_intrusive<c10d::FileStore>(dir_ + "/store", comm.size());
+    auto options = c10d::ProcessGroupGloo::Options::create();
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, comm.rank(), comm.size(), options);
+    rank_ = comm.rank();
+  }
+  ~GlooGroup() {
+    group_.reset();
+    if (rank_ == 0) std::filesystem::remove_all(dir_);
+  }
+  void allreduce(float* data, std::int64_t count) {
+    std::vector<at::Tensor> tensors{at::from_blob(data, {count}, at::kFloat)};
+    group_->allreduce(tensors)->wait();
+  }
+
+ private:
+  std::string dir_;
+  int rank_ = 0;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+};
+#endif
+
+struct Result {
+  double seconds = 0;
+  double algbw = 0;  // GB/s
+  double busbw = 0;  // GB/s
+};
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t mid = values.size() / 2;
+  return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+int repeatsFor(std::int64_t bytes, int repeats) {
+  const std::int64_t big = std::int64_t{16} << 20;
+  if (bytes <= big) return repeats;
+  return std::max<int>(5, static_cast<int>(repeats * big / bytes));
+}
+
+class Bench {
+ public:
+  Bench(const Args& args, const MpiComm& comm) : args_(args), comm_(comm) {
+    for (const auto& impl : args_.impls) {
+      if (impl == "gloo") {
+#ifdef RINGTRAIN_BENCH_GLOO
+        gloo_ = std::make_unique<GlooGroup>(comm_);
+        impls_.push_back(impl);
+#else
+        if (comm_.rank() == 0) std::printf("# gloo: not built in (see bench CMake output)\n");
+#endif
+      } else if (impl == "ring" || impl == "mpi") {
+        impls_.push_back(impl);
+      } else {
+        throw ConfigError("unknown impl '" + impl + "'", "valid: ring, mpi, gloo");
+      }
+    }
+  }
+
+  const std::vector<std::string>& impls() const { return impls_; }
+
+  void run(const std::string& impl, float* data, std::int64_t count) {
+    if (impl == "ring") {
+      RingOptions options = args_.ring;
+      options.workspace = &workspace_;
+      ringAllreduce(data, count, RingDtype::Float32, comm_.get(), options);
+    } else if (impl == "mpi") {
+      checkMpi(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT, MPI_SUM,
+                             comm_.get()),
+               "MPI_Allreduce");
+#ifdef RINGTRAIN_BENCH_GLOO
+    } else if (impl == "gloo") {
+      gloo_->allreduce(data, count);
+#endif
+    }
+  }
+
+  // Checks each implementation's sum once, so a fast number cannot come from a wrong result.
+  void verify(std::vector<float>& buffer) {
+    const int n = comm_.size();
+    for (const auto& impl : impls_) {
+      std::fill(buffer.begin(), buffer.end(), static_cast<float>(comm_.rank() + 1));
+      run(impl, buffer.data(), static_cast<std::int64_t>(buffer.size()));
+      const float want = static_cast<float>(n * (n + 1) / 2);
+      const auto bad =
+          std::count_if(buffer.begin(), buffer.end(), [&](float v) { return v != want; });
+      if (bad) {
+        throw CommError(impl + " all-reduce of " + std::to_string(buffer.size()) + " floats gave " +
+                            std::to_string(bad) + " wrong elements",
+                        {}, comm_.rank());
+      }
+    }
+    std::fill(buffer.begin(), buffer.end(), 0.0f);  // zeros keep repeated sums finite
+  }
+
+  std::map<std::string, Result> measure(std::int64_t bytes) {
+    const std::int64_t count = bytes / 4;
+    std::vector<float> buffer(static_cast<std::size_t>(count));
+    verify(buffer);
+    for (const auto& impl : impls_) run(impl, buffer.data(), count);  // warm-up
+    std::map<std::string, std::vector<double>> times;
+    const int repeats = repeatsFor(bytes, args_.repeats);
+    for (int r = 0; r < repeats; ++r) {
+      for (const auto& impl : impls_) {
+        checkMpi(MPI_Barrier(comm_.get()), "MPI_Barrier");
+        const auto start = std::chrono::steady_clock::now();
+        run(impl, buffer.data(), count);
+        double local =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        double slowest = 0;
+        checkMpi(MPI_Allreduce(&local, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm_.get()),
+                 "MPI_Allreduce");
+        times[impl].push_back(slowest);
+      }
+    }
+    std::map<std::string, Result> results;
+    const int n = comm_.size();
+    for (const auto& impl : impls_) {
+      Result result;
+      result.seconds = median(times[impl]);
+      result.algbw = static_cast<double>(bytes) / result.seconds / 1e9;
+      result.busbw = result.algbw * 2.0 * (n - 1) / n;
+      results[impl] = result;
+    }
+    return results;
+  }
+
+  // One process copies while the others sleep: bytes read + bytes written per second.
+  Result measureMemcpy(std::int64_t bytes) {
+    Result result;
+    sleepyBarrier(comm_.get());
+    if (comm_.rank() == 0) {
+      std::vector<unsigned char> src(static_cast<std::size_t>(bytes), 1);
+      std::vector<unsigned char> dst(static_cast<std::size_t>(bytes), 0);
+      std::vector<double> times;
+      for (int r = 0; r <= repeatsFor(bytes, args_.repeats); ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        std::memcpy(dst.data(), src.data(), src.size());
+        const double t =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (r > 0) times.push_back(t);  // the first touches the pages
+      }
+      result.seconds = median(times);
+      result.algbw = result.busbw = 2.0 * static_cast<double>(bytes) / result.seconds / 1e9;
+    }
+    sleepyBarrier(comm_.get());
+    return result;
+  }
+
+ private:
+  const Args& args_;
+  const MpiComm& comm_;
+  std::vector<std::string> impls_;
+  RingWorkspace workspace_;
+#ifdef RINGTRAIN_BENCH_GLOO
+  std::unique_ptr<GlooGroup> gloo_;
+#endif
+};
+
+std::string sizeLabel(std::int64_t bytes) {
+  char text[32];
+  if (bytes >= (1 << 20)) {
+    std::snprintf(text, sizeof(text), "%lld MiB", static_cast<long long>(bytes >> 20));
+  } else {
+    std::snprintf(text, sizeof(text), "%lld KiB", static_cast<long long>(bytes >> 10));
+  }
+  return text;
+}
+
+int benchMain(const MpiContext& mpi, int argc, char** argv) {
+  const Args args = parseArgs(argc, argv);
+  MpiComm comm;
+  Bench bench(args, comm);
+  const bool root = comm.rank() == 0;
+  const int n = comm.size();
+  std::ofstream csv;
+  if (root && !args.csv.empty()) {
+    const bool fresh =
+        !std::filesystem::exists(args.csv) || std::filesystem::file_size(args.csv) == 0;
+    csv.open(args.csv, std::ios::app);
+    if (!csv) throw ConfigError("cannot open " + args.csv + " for writing");
+    if (fresh) csv << "impl,np,bytes,time_us,algbw_gbps,busbw_gbps\n";
+  }
+  if (root) {
+    std::printf(
+        "# all-reduce float32 sum, np=%d (%d per node), median time; busbw = "
+        "S/t*2(n-1)/n in GB/s; memcpy = (read+written)/t, one process\n",
+        n, mpi.localSize());
+    std::printf("%9s", "size");
+    for (const auto& impl : bench.impls())
+      std::printf(" %10s_us %7s_bus", impl.c_str(), impl.c_str());
+    std::printf(" %9s", "memcpy");
+    for (const auto& impl : bench.impls()) {
+      if (impl != "ring") std::printf("  ring/%-4s", impl.c_str());
+    }
+    std::printf("\n");
+  }
+  for (std::int64_t bytes = args.minBytes; bytes <= args.maxBytes; bytes *= 4) {
+    const auto results = bench.measure(bytes);
+    const Result copy = bench.measureMemcpy(bytes);
+    if (!root) continue;
+    std::printf("%9s", sizeLabel(bytes).c_str());
+    for (const auto& impl : bench.impls()) {
+      const Result& r = results.at(impl);
+      std::printf(" %13.1f %11.2f", r.seconds * 1e6, r.busbw);
+      csv << impl << ',' << n << ',' << bytes << ',' << r.seconds * 1e6 << ',' << r.algbw << ','
+          << r.busbw << '\n';
+    }
+    std::printf(" %9.2f", copy.busbw);
+    csv << "memcpy,1," << bytes << ',' << copy.seconds * 1e6 << ',' << copy.algbw << ','
+        << copy.busbw << '\n';
+    for (const auto& impl : bench.impls()) {
+      if (impl != "ring" && results.count("ring")) {
+        std::printf("  %9.2fx", results.at("ring").busbw / results.at(impl).busbw);
+      }
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ringtrain
+
+int main(int argc, char** argv) {
+  std::unique_ptr<ringtrain::MpiContext> mpi;
+  try {
+    mpi = std::make_unique<ringtrain::MpiContext>(&argc, &argv);
+  } catch (const ringtrain::Error& e) {
+    std::fprintf(stderr, "%s\n", e.oneLine().c_str());
+    return 1;
+  }
+  try {
+    return ringtrain::benchMain(*mpi, argc, argv);
+  } catch (const ringtrain::Error& e) {
+    std::fprintf(stderr, "%s\n", e.oneLine(mpi->worldRank()).c_str());
+    ringtrain::MpiContext::abortJob(1);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[rank %d] error: %s\n", mpi->worldRank(), e.what());
+    ringtrain::MpiContext::abortJob(1);
+  }
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""Training throughput of ringtrain against PyTorch DDP (gloo), side by side.
+
+For every repeat, model and world size, runs `ringtrain train` and ddp_train.py back to back
+(alternating which goes first), one intra-op thread per rank, per-rank batch 64, the same
+Fashion-MNIST data. Reports medians of samples/s, the ratio ringtrain / DDP, and scaling
+efficiency (samples/s at np 2 over 2 x samples/s at np 1).
+
+Both are timed the same way: the global samples of the steps after a warm-up interval divided
+by their wall time (ringtrain: its metrics.jsonl train records, one per log interval; DDP:
+its own timer). The steps stay within one epoch at np 2, so no evaluation falls inside.
+
+  /usr/bin/python3 bench/train_vs_ddp/run.py --ringtrain build/ringtrain [--repeats 5]
+      [--models fashion_cnn,fashion_mlp] [--nps 1,2] [--blas openblas|reference]
+      [--variant NAME:section.key=value,...] [--csv results.csv]
+"""
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CONFIGS = {"fashion_cnn": "configs/fashion_mnist_cnn.yaml",
+           "fashion_mlp": "configs/fashion_mnist_mlp.yaml"}
+# Optimizer settings of those configs, for the DDP twin.
+DDP_ARGS = {"fashion_cnn": ["--lr", "0.05", "--momentum", "0.9", "--weight-decay", "0.0005"],
+            "fashion_mlp": ["--lr", "0.05", "--momentum", "0.9", "--weight-decay", "0"]}
+# (steps, log interval): steps < 468 = one epoch at np 2 with batch 64; the first interval is
+# the warm-up.
+STEPS = {"fashion_cnn": (300, 50), "fashion_mlp": (450, 75)}
+TARGET_RATIO = {"fashion_cnn": 1.05, "fashion_mlp": 1.2}
+TARGET_EFFICIENCY = {"fashion_cnn": 0.95, "fashion_mlp": 0.9}
+REFERENCE_BLAS_DIR = "/usr/lib/x86_64-linux-gnu/blas"  # Debian's reference libblas.so.3
+
+
+def environment(blas):
+    env = dict(os.environ)
+    env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    if blas == "reference":
+        env["LD_LIBRARY_PATH"] = REFERENCE_BLAS_DIR + ":" + env.get("LD_LIBRARY_PATH", "")
+    return env
+
+
+def mpirun(np_, bind):
+    return ["mpirun", "--oversubscribe", "--bind-to", bind, "-np", str(np_)]
+
+
+def run_ringtrain(args, model, np_, sets, env):
+    steps, interval = STEPS[model]
+    run_dir = tempfile.mkdtemp(prefix="ringtrain-bench-")
+    try:
+        cmd = mpirun(np_, args.bind) + [args.ringtrain, "train", "--config",
+                                        os.path.join(ROOT, CONFIGS[model]), "--run-dir", run_dir]
+        for s in [f"train.max_steps={steps}", f"train.log_every={interval}", "train.threads=1",
+                  "train.epochs=1000", "checkpoint.enabled=false"] + sets:
+            cmd += ["--set", s]
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, timeout=900)
+        with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        train = [r for r in records if r["kind"] == "train"][1:]  # drop the warm-up interval
+        seconds = sum(interval * 64 * np_ / r["samples_per_s"] for r in train)
+        return len(train) * interval * 64 * np_ / seconds
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_ddp(args, model, np_, env):
+    steps, interval = STEPS[model]
+    cmd = mpirun(np_, args.bind) + ["/usr/bin/python3", os.path.join(HERE, "ddp_train.py"),
+                                    "--model", model, "--steps", str(steps), "--warmup",
+                                    str(interval), "--threads", "1"] + DDP_ARGS[model]
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=900)
+    line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
+    return json.loads(line)["samples_per_s"]
+
+
+def machine_info():
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--ringtrain", required=True, help="path to the ringtrain binary")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--models", default="fashion_cnn,fashion_mlp")
+    ap.add_argument("--nps", default="1,2")
+    ap.add_argument("--blas", default="openblas", choices=["openblas", "reference"],
+                    help="reference: put Debian's reference libblas.so.3 first on the path")
+    ap.add_argument("--bind", default="core", help="mpirun --bind-to (core | none)")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="extra ringtrain column NAME:key=value,key=value (e.g. "
+                         "no-overlap:distributed.overlap=false)")
+    ap.add_argument("--no-ddp", action="store_true", help="ringtrain variants only")
+    ap.add_argument("--csv", help="write every run here")
+    args = ap.parse_args()
+    args.ringtrain = os.path.abspath(args.ringtrain)
+
+    variants = [("ringtrain", [])]
+    for v in args.variant:
+        name, _, sets = v.partition(":")
+        variants.append((name, [s for s in sets.split(",") if s]))
+    impls = [name for name, _ in variants] + ([] if args.no_ddp else ["ddp"])
+    models = args.models.split(",")
+    nps = [int(n) for n in args.nps.split(",")]
+    env = environment(args.blas)
+
+    print(f"# machine: {machine_info()}; blas {args.blas}; bind-to {args.bind}", flush=True)
+    runs = []  # (impl, model, np, repeat, samples_per_s)
+    began = time.time()
+    for rep in range(args.repeats):
+        for model in models:
+            for np_ in nps:
+                order = list(impls) if rep % 2 == 0 else list(reversed(impls))
+                for impl in order:
+                    if impl == "ddp":
+                        sps = run_ddp(args, model, np_, env)
+                    else:
+                        sps = run_ringtrain(args, model, np_, dict(variants)[impl], env)
+                    runs.append((impl, model, np_, rep, sps))
+                    print(f"  rep {rep} {model} np{np_} {impl:>12}: {sps:8.0f} samples/s",
+                          flush=True)
+    print(f"# {len(runs)} runs in {time.time() - began:.0f} s; load now "
+          f"{os.getloadavg()[0]:.2f}")
+
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["impl", "model", "np", "repeat", "samples_per_s"])
+            w.writerows(runs)
+
+    med = {}
+    for impl in impls:
+        for model in models:
+            for np_ in nps:
+                vals = [r[4] for r in runs if r[:3] == (impl, model, np_)]
+                med[impl, model, np_] = statistics.median(vals)
+
+    cols = "".join(f"{i:>12}" for i in impls)
+    ratio_cols = "".join(f"{i + '/ddp':>16}" for i, _ in variants) if "ddp" in impls else ""
+    print(f"\nmedian samples/s over {args.repeats} repeats (blas {args.blas})")
+    print(f"{'model':<12}{'np':>3}{cols}{ratio_cols}")
+    for model in models:
+        for np_ in nps:
+            line = f"{model:<12}{np_:>3}" + "".join(f"{med[i, model, np_]:12.0f}" for i in impls)
+            if "ddp" in impls:
+                for name, _ in variants:
+                    r = med[name, model, np_] / med["ddp", model, np_]
+                    mark = ""
+                    if np_ == 2:
+                        mark = " ok" if r >= TARGET_RATIO[model] else " MISS"
+                    line += f"{r:13.2f}{mark:<3}"
+            print(line)
+    if 1 in nps and 2 in nps:
+        print("\nscaling efficiency np2 / (2 x np1)")
+        print(f"{'model':<12}" + "".join(f"{i:>12}" for i in impls) + "      target")
+        for model in models:
+            line = f"{model:<12}"
+            for impl in impls:
+                line += f"{med[impl, model, 2] / (2 * med[impl, model, 1]):12.2f}"
+            eff = med["ringtrain", model, 2] / (2 * med["ringtrain", model, 1])
+            ok = "ok" if eff >= TARGET_EFFICIENCY[model] else "MISS"
+            print(line + f"  >= {TARGET_EFFICIENCY[model]:.2f} {ok}")
+    if "ddp" in impls and 2 in nps:
+        print("\ntargets at np 2: ringtrain/ddp >= " +
+              ", ".join(f"{TARGET_RATIO[m]} ({m})" for m in models))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+// The device-independent half of the NCCL backend ("nccl"): whether this process can run it,
+// which GPU a rank uses, how CUDA/NCCL failures read, and the factory makeCommunicator calls.
+//
+// Compiled in every build, with or without CUDA: nothing here includes a CUDA or NCCL header,
+// so a binary built without NCCL still answers `backend: nccl` with one clear line. The part
+// that talks to the GPU lives in collectives/nccl_*.cpp, compiled only when CMake found the
+// CUDA toolkit and NCCL (RINGTRAIN_WITH_NCCL=1, see cmake/nccl.cmake).
+#pragma once
+
+#include <mpi.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "collectives/communicator.h"
+
+namespace ringtrain {
+
+// What this process offers the NCCL backend.
+struct GpuProbe {
+  bool builtWithNccl = false;  // this binary holds collectives/nccl_*.cpp
+  bool torchHasCuda = false;   // LibTorch can run CUDA kernels (a CUDA build of LibTorch)
+  int deviceCount = 0;         // GPUs the CUDA runtime sees (after CUDA_VISIBLE_DEVICES)
+  std::string deviceError;     // why deviceCount is 0, when the CUDA runtime said why
+};
+
+// Probes this process: build flags, LibTorch, and cudaGetDeviceCount. Never throws.
+GpuProbe probeGpu();
+
+// Throws ConfigError with one line and a HINT unless `probe` can run the nccl backend.
+void requireGpuBackend(const GpuProbe& probe, int rank = -1);
+
+// The GPU of a rank: its local rank. Throws ConfigError when the node has more ranks than
+// GPUs (NCCL refuses two ranks on one GPU, and sharing one would only slow both down).
+int selectDevice(int localRank, int localSize, int deviceCount, int rank = -1);
+
+// "ncclAllReduce failed on rank 1: unhandled system error (ncclSystemError=2). <detail>"
+// `rank` < 0 leaves the rank out; an empty `detail` leaves it out.
+std::string formatGpuError(const std::string& call, int rank, const std::string& codeName, int code,
+                           const std::string& text, const std::string& detail = {});
+
+// What one poll of an in-flight GPU collective leads to. Errors are reported before a
+// timeout (the real cause is more useful than "too slow"), and an operation found complete
+// at its deadline counts as done.
+enum class PollOutcome { Done, Pending, Failed, TimedOut };
+PollOutcome classifyPoll(bool eventDone, bool eventError, bool asyncError, bool pastDeadline);
+
+// Whether this library was compiled with the NCCL backend, and NCCL's version ("2.28.9", from
+// the loaded library) or "" when not compiled in.
+bool ncclBuiltIn();
+std::string ncclVersion();
+
+// Backend "nccl": probes the process (throwing requireGpuBackend's ConfigError before any
+// collective, so no rank is left waiting), then builds an NcclCommunicator over a duplicate of
+// `comm`. Collective over `comm`. `blockingTimeout` bounds set-up and barrier().
+std::unique_ptr<Communicator> makeNcclCommunicator(MPI_Comm comm,
+                                                   std::chrono::milliseconds blockingTimeout);
+
+// The device a trainer using `comm` keeps its model and batches on: the rank's GPU for the
+// nccl backend, the CPU for every other.
+torch::Device trainingDevice(const Communicator& comm);
+
+}  // namespace ringtrain

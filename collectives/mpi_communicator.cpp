@@ -1,0 +1,231 @@
+#include "collectives/mpi_communicator.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+
+#include "collectives/gpu_backend.h"
+#include "trainer/error.h"
+
+namespace ringtrain {
+namespace {
+
+// MPI counts are int: large buffers go through MPI in pieces of at most this many elements.
+constexpr std::int64_t kMaxMpiCount = std::int64_t{1} << 30;
+
+void sumBFloat16Op(void* in, void* inout, int* len, MPI_Datatype* /*type*/) {
+  reduceSum(inout, in, *len, RingDtype::BFloat16);
+}
+
+void sumFloat16Op(void* in, void* inout, int* len, MPI_Datatype* /*type*/) {
+  reduceSum(inout, in, *len, RingDtype::Float16);
+}
+
+bool toRingDtype(at::ScalarType type, RingDtype* out) {
+  switch (type) {
+    case at::kFloat:
+      *out = RingDtype::Float32;
+      return true;
+    case at::kDouble:
+      *out = RingDtype::Float64;
+      return true;
+    case at::kInt:
+      *out = RingDtype::Int32;
+      return true;
+    case at::kLong:
+      *out = RingDtype::Int64;
+      return true;
+    case at::kBFloat16:
+      *out = RingDtype::BFloat16;
+      return true;
+    case at::kHalf:
+      *out = RingDtype::Float16;
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string formatBytes(std::int64_t bytes) {
+  char text[32];
+  if (bytes >= (std::int64_t{1} << 20)) {
+    std::snprintf(text, sizeof(text), "%.1f MB", static_cast<double>(bytes) / (1 << 20));
+  } else if (bytes >= 1024) {
+    std::snprintf(text, sizeof(text), "%.1f KB", static_cast<double>(bytes) / 1024);
+  } else {
+    std::snprintf(text, sizeof(text), "%lld B", static_cast<long long>(bytes));
+  }
+  return text;
+}
+
+std::int64_t tensorBytes(const torch::Tensor& t) {
+  return static_cast<std::int64_t>(t.numel()) * static_cast<std::int64_t>(t.element_size());
+}
+
+}  // namespace
+
+MpiUserOp::MpiUserOp(MPI_User_function* function) {
+  checkMpi(MPI_Op_create(function, /*commute=*/1, &op_), "MPI_Op_create");
+}
+
+MpiUserOp::~MpiUserOp() {
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  if (!finalised && op_ != MPI_OP_NULL) MPI_Op_free(&op_);
+}
+
+MpiCommunicator::MpiCommunicator(MPI_Comm parent, AllreduceAlgorithm algorithm,
+                                 std::chrono::milliseconds blockingTimeout)
+    : comm_(parent),
+      algorithm_(algorithm),
+      blockingTimeout_(blockingTimeout),
+      sumBFloat16_(&sumBFloat16Op),
+      sumFloat16_(&sumFloat16Op),
+      thread_(comm_.rank()) {}
+
+std::string MpiCommunicator::backendName() const {
+  return algorithm_ == AllreduceAlgorithm::Ring ? "ring" : "mpi";
+}
+
+void MpiCommunicator::checkTensor(const torch::Tensor& tensor, const char* op) const {
+  const std::string where = std::string(op) + ": ";
+  if (!tensor.defined()) throw CommError(where + "tensor is undefined", {}, rank());
+  if (!tensor.device().is_cpu()) {
+    throw CommError(where + "tensor is on " + tensor.device().str() + ", but backend '" +
+                        backendName() + "' handles CPU tensors only",
+                    "use backend nccl for GPU tensors, or move the tensor to the CPU", rank());
+  }
+  if (!tensor.is_contiguous()) {
+    throw CommError(where + "tensor is not contiguous", "call .contiguous() first", rank());
+  }
+}
+
+WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag) {
+  checkTensor(tensor, "allreduce");
+  RingDtype dtype{};
+  if (!toRingDtype(tensor.scalar_type(), &dtype)) {
+    throw CommError("allreduce: dtype " + std::string(c10::toString(tensor.scalar_type())) +
+                        " is not supported",
+                    "use float32, float64, int32, int64, bfloat16 or float16", rank());
+  }
+  const std::string description =
+      "allreduce(" + tag + ", " + formatBytes(tensorBytes(tensor)) + ", " + backendName() + ")";
+  torch::Tensor keep = tensor;  // holds the storage alive until the thread is done with it
+  const std::int64_t count = tensor.numel();
+  if (algorithm_ == AllreduceAlgorithm::Ring) {
+    return thread_.enqueue(
+        description,
+        [this, keep, count, dtype] {
+          RingOptions options;
+          options.progress = &progress_;
+          options.workspace = &workspace_;
+          ringAllreduce(keep.data_ptr(), count, dtype, comm_.get(), options);
+        },
+        [this] { return progress_.describe(); });
+  }
+  return thread_.enqueue(
+      description, [this, keep, count, dtype] { runMpiAllreduce(keep.data_ptr(), count, dtype); },
+      [] { return std::string("blocked inside MPI_Allreduce"); });
+}
+
+void MpiCommunicator::runMpiAllreduce(void* data, std::int64_t count, RingDtype dtype) {
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+  MPI_Op op = MPI_SUM;
+  switch (dtype) {
+    case RingDtype::Float32:
+      type = MPI_FLOAT;
+      break;
+    case RingDtype::Float64:
+      type = MPI_DOUBLE;
+      break;
+    case RingDtype::Int32:
+      type = MPI_INT32_T;
+      break;
+    case RingDtype::Int64:
+      type = MPI_INT64_T;
+      break;
+    case RingDtype::BFloat16:
+      type = MPI_UINT16_T;
+      op = sumBFloat16_.get();
+      break;
+    case RingDtype::Float16:
+      type = MPI_UINT16_T;
+      op = sumFloat16_.get();
+      break;
+  }
+  auto* bytes = static_cast<unsigned char*>(data);
+  const auto elem = static_cast<std::int64_t>(dtypeSize(dtype));
+  for (std::int64_t done = 0; done < count; done += kMaxMpiCount) {
+    const auto piece = static_cast<int>(std::min(kMaxMpiCount, count - done));
+    checkMpi(MPI_Allreduce(MPI_IN_PLACE, bytes + done * elem, piece, type, op, comm_.get()),
+             "MPI_Allreduce", rank());
+  }
+}
+
+WorkPtr MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
+  checkTensor(tensor, "broadcast");
+  if (root < 0 || root >= size()) {
+    throw CommError("broadcast: root " + std::to_string(root) + " is not a rank of a world of " +
+                        std::to_string(size()),
+                    {}, rank());
+  }
+  torch::Tensor keep = tensor;
+  const std::int64_t bytes = tensorBytes(tensor);
+  return thread_.enqueue(
+      "broadcast(" + formatBytes(bytes) + " from rank " + std::to_string(root) + ")",
+      [this, keep, bytes, root] {
+        auto* data = static_cast<unsigned char*>(keep.data_ptr());
+        for (std::int64_t done = 0; done < bytes; done += kMaxMpiCount) {
+          const auto piece = static_cast<int>(std::min(kMaxMpiCount, bytes - done));
+          checkMpi(MPI_Bcast(data + done, piece, MPI_BYTE, root, comm_.get()), "MPI_Bcast", rank());
+        }
+      });
+}
+
+WorkPtr MpiCommunicator::allgather(const torch::Tensor& input, torch::Tensor& output) {
+  checkTensor(input, "allgather");
+  checkTensor(output, "allgather");
+  if (input.scalar_type() != output.scalar_type() || output.numel() != input.numel() * size()) {
+    throw CommError("allgather: output must have the input's dtype and " + std::to_string(size()) +
+                        " x " + std::to_string(input.numel()) + " elements, got " +
+                        std::to_string(output.numel()),
+                    {}, rank());
+  }
+  const std::int64_t bytes = tensorBytes(input);
+  if (bytes > INT_MAX) {
+    throw CommError("allgather: " + formatBytes(bytes) + " per rank exceeds MPI's 2 GiB limit",
+                    "gather in smaller pieces", rank());
+  }
+  torch::Tensor in = input;
+  torch::Tensor out = output;
+  return thread_.enqueue("allgather(" + formatBytes(bytes) + " per rank)", [this, in, out, bytes] {
+    checkMpi(MPI_Allgather(in.data_ptr(), static_cast<int>(bytes), MPI_BYTE, out.data_ptr(),
+                           static_cast<int>(bytes), MPI_BYTE, comm_.get()),
+             "MPI_Allgather", rank());
+  });
+}
+
+void MpiCommunicator::barrier() {
+  // Queued like every other collective: MPI forbids two threads running collectives on one
+  // communicator at once, and the order must match across ranks.
+  thread_.enqueue("barrier", [this] { checkMpi(MPI_Barrier(comm_.get()), "MPI_Barrier", rank()); })
+      ->wait(blockingTimeout_);
+}
+
+std::unique_ptr<Communicator> makeCommunicator(const std::string& backend, MPI_Comm comm,
+                                               std::chrono::milliseconds blockingTimeout) {
+  if (backend == "ring") {
+    return std::make_unique<MpiCommunicator>(comm, AllreduceAlgorithm::Ring, blockingTimeout);
+  }
+  if (backend == "mpi") {
+    return std::make_unique<MpiCommunicator>(comm, AllreduceAlgorithm::Mpi, blockingTimeout);
+  }
+  if (backend == "nccl") {
+    // The NCCL communicator when built with it; else, or without a GPU, the clear ConfigError.
+    return makeNcclCommunicator(comm, blockingTimeout);
+  }
+  throw ConfigError("unknown communication backend '" + backend + "'",
+                    "valid backends: ring, mpi, nccl");
+}
+
+}  // namespace ringtrain

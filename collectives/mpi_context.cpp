@@ -1,0 +1,105 @@
+#include "collectives/mpi_context.h"
+
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+#include "trainer/error.h"
+
+namespace ringtrain {
+
+void checkMpi(int rc, const char* what, int rank) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  if (MPI_Error_string(rc, text, &length) != MPI_SUCCESS) length = 0;
+  std::string message = std::string(what) + " failed";
+  if (rank >= 0) message += " on rank " + std::to_string(rank);
+  message += ": " + std::string(text, static_cast<std::size_t>(length));
+  throw CommError(message,
+                  "a peer rank probably died or the job is mis-launched; check the other "
+                  "ranks' logs and launch every rank with the same mpirun",
+                  rank);
+}
+
+MpiContext::MpiContext(int* argc, char*** argv) {
+  int initialised = 0;
+  checkMpi(MPI_Initialized(&initialised), "MPI_Initialized");
+  int provided = MPI_THREAD_SINGLE;
+  if (initialised) {
+    checkMpi(MPI_Query_thread(&provided), "MPI_Query_thread");
+  } else {
+    checkMpi(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
+    ownsMpi_ = true;
+  }
+  // Errors on the world communicator (rank queries, splits) are reported, not fatal.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  checkMpi(MPI_Comm_rank(MPI_COMM_WORLD, &worldRank_), "MPI_Comm_rank");
+  checkMpi(MPI_Comm_size(MPI_COMM_WORLD, &worldSize_), "MPI_Comm_size");
+  if (provided < MPI_THREAD_MULTIPLE) {
+    if (ownsMpi_) MPI_Finalize();
+    throw CommError("MPI provides thread level " + std::to_string(provided) +
+                        ", but ringtrain needs MPI_THREAD_MULTIPLE (" +
+                        std::to_string(MPI_THREAD_MULTIPLE) + ")",
+                    "use an MPI built with thread support (OpenMPI: "
+                    "`ompi_info | grep MPI_THREAD_MULTIPLE` must say yes)",
+                    worldRank_);
+  }
+  MPI_Comm local = MPI_COMM_NULL;
+  checkMpi(
+      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, worldRank_, MPI_INFO_NULL, &local),
+      "MPI_Comm_split_type", worldRank_);
+  MPI_Comm_rank(local, &localRank_);
+  MPI_Comm_size(local, &localSize_);
+  MPI_Comm_free(&local);
+}
+
+MpiContext::~MpiContext() {
+  if (!ownsMpi_) return;
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  if (!finalised) MPI_Finalize();
+}
+
+void MpiContext::abortJob(int code) {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  // MPI_Abort does not return on a working MPI; this keeps [[noreturn]] honest otherwise.
+  std::_Exit(code);
+}
+
+MpiComm::MpiComm(MPI_Comm parent) {
+  int parentRank = -1;
+  MPI_Comm_rank(parent, &parentRank);
+  checkMpi(MPI_Comm_dup(parent, &comm_), "MPI_Comm_dup", parentRank);
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  checkMpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank", parentRank);
+  checkMpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size", parentRank);
+}
+
+MpiComm::~MpiComm() { reset(); }
+
+MpiComm::MpiComm(MpiComm&& other) noexcept
+    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
+      rank_(std::exchange(other.rank_, -1)),
+      size_(std::exchange(other.size_, 0)) {}
+
+MpiComm& MpiComm::operator=(MpiComm&& other) noexcept {
+  if (this != &other) {
+    reset();
+    comm_ = std::exchange(other.comm_, MPI_COMM_NULL);
+    rank_ = std::exchange(other.rank_, -1);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+void MpiComm::reset() noexcept {
+  if (comm_ == MPI_COMM_NULL) return;
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  // Freeing after MPI_Finalize is an error; the handle is gone with MPI anyway.
+  if (!finalised) MPI_Comm_free(&comm_);
+  comm_ = MPI_COMM_NULL;
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,63 @@
+// RAII owners of MPI state: MpiContext initialises and finalises MPI for the process, MpiComm
+// owns one duplicated communicator. Errors on an MpiComm are returned (MPI_ERRORS_RETURN)
+// rather than aborting the job, and checkMpi turns them into CommError naming the rank.
+#pragma once
+
+#include <mpi.h>
+
+namespace ringtrain {
+
+// Throws CommError("<what> failed on rank R: <MPI error string>") when rc != MPI_SUCCESS.
+void checkMpi(int rc, const char* what, int rank = -1);
+
+class MpiContext {
+ public:
+  // Calls MPI_Init_thread asking for MPI_THREAD_MULTIPLE: the communicator's background
+  // thread issues MPI calls while the caller's thread may issue its own. Throws CommError if
+  // the library provides less. If MPI is already initialised, adopts it and will not finalise.
+  MpiContext(int* argc, char*** argv);
+  ~MpiContext();
+  MpiContext(const MpiContext&) = delete;
+  MpiContext& operator=(const MpiContext&) = delete;
+
+  int worldRank() const { return worldRank_; }
+  int worldSize() const { return worldSize_; }
+  // Rank and size among the processes on this node (MPI_COMM_TYPE_SHARED).
+  int localRank() const { return localRank_; }
+  int localSize() const { return localSize_; }
+
+  // Kills every rank of the job. Only for main(): library code throws instead.
+  [[noreturn]] static void abortJob(int code);
+
+ private:
+  bool ownsMpi_ = false;
+  int worldRank_ = 0;
+  int worldSize_ = 1;
+  int localRank_ = 0;
+  int localSize_ = 1;
+};
+
+class MpiComm {
+ public:
+  // Duplicates `parent` so that traffic on this communicator can never match messages of
+  // other users of `parent`, and switches it to MPI_ERRORS_RETURN.
+  explicit MpiComm(MPI_Comm parent = MPI_COMM_WORLD);
+  ~MpiComm();
+  MpiComm(MpiComm&& other) noexcept;
+  MpiComm& operator=(MpiComm&& other) noexcept;
+  MpiComm(const MpiComm&) = delete;
+  MpiComm& operator=(const MpiComm&) = delete;
+
+  MPI_Comm get() const { return comm_; }
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+ private:
+  void reset() noexcept;
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = -1;
+  int size_ = 0;
+};
+
+}  // namespace ringtrain

@@ -1,0 +1,72 @@
+// ringtrain's own bandwidth-optimal ring all-reduce over MPI point-to-point (see
+// ring_allreduce.cpp and docs/algorithms.md for the algorithm).
+#pragma once
+
+#include <mpi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "collectives/reduce_kernels.h"
+
+namespace ringtrain {
+
+// Where a running ring all-reduce is blocked, so that a timeout on another thread can name
+// the neighbour it waits for. The ring writes it with relaxed atomics; any thread may read.
+class RingProgress {
+ public:
+  enum class Waiting { Nothing = 0, Recv = 1, Send = 2 };
+
+  void set(Waiting what, int peer, int step, int totalSteps);
+  void clear();
+  // e.g. "waiting for data from rank 3 (step 2 of 6, reduce-scatter)" or
+  // "not blocked in the ring".
+  std::string describe() const;
+
+ private:
+  std::atomic<int> what_{0};
+  std::atomic<int> peer_{-1};
+  std::atomic<int> step_{-1};
+  std::atomic<int> totalSteps_{0};
+};
+
+// Scratch memory and bookkeeping reused across calls, so a training loop that all-reduces
+// every step does not allocate (and page-fault) every step. One per thread that runs rings;
+// its contents are private to ringAllreduce.
+class RingWorkspace {
+ public:
+  unsigned char* scratch(std::size_t bytes);
+  std::vector<MPI_Request>& sendRequests() { return sendRequests_; }
+  std::vector<char>& sendPosted() { return sendPosted_; }
+  std::vector<MPI_Request>& recvRequests() { return recvRequests_; }
+  std::vector<std::int64_t>& units() { return units_; }
+
+ private:
+  std::vector<unsigned char> scratch_;
+  std::vector<MPI_Request> sendRequests_;
+  std::vector<char> sendPosted_;
+  std::vector<MPI_Request> recvRequests_;
+  std::vector<std::int64_t> units_;
+};
+
+struct RingOptions {
+  // Bytes of a segment (the unit in flight at once); rounded down to whole elements.
+  // 256 KiB keeps the receive slots resident in a core's L2 cache.
+  std::int64_t segmentBytes = 256 * 1024;
+  // Receive slots (segments received ahead of the reduction); at least 2 (double buffering).
+  int slots = 3;
+  RingProgress* progress = nullptr;    // optional: updated while blocked
+  RingWorkspace* workspace = nullptr;  // optional: a temporary one is used if null
+};
+
+// Sums `count` elements of `dtype` at `data` across all ranks of `comm`, in place; every rank
+// ends with the same result. Collective: every rank of `comm` must call it, in the same order
+// relative to other collectives on `comm`, with the same count and dtype. Correct for any
+// count >= 0 and any world size >= 1. Throws CommError on MPI failure; `comm` must use
+// MPI_ERRORS_RETURN for that (MpiComm does).
+void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm comm,
+                   const RingOptions& options = {});
+
+}  // namespace ringtrain

@@ -1,0 +1,60 @@
+// Tabular data from CSV files: a header row naming the columns, then one sample per row of
+// numeric feature cells and one integer class label.
+//
+//   sepal_length,sepal_width,petal_length,petal_width,label
+//   5.1,3.5,1.4,0.2,0
+//
+// Cells are separated by commas; a cell may be double-quoted ("" inside quotes is a quote);
+// surrounding spaces are ignored; blank lines are skipped; CRLF line ends are accepted. Every
+// problem is a DataError that names the file, the line and the column, e.g.
+//   data/train.csv, line 7, column 3 ('petal_length'): 'abc' is not a number
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/split.h"
+#include "trainer/config.h"
+
+namespace ringtrain {
+
+struct CsvTable {
+  std::vector<std::string> featureNames;  // header order, label column removed
+  torch::Tensor features;                 // float32 [rows, features]
+  torch::Tensor labels;                   // int64 [rows], each >= 0
+};
+
+// Parses CSV text; `source` names it in errors. Throws DataError for a missing or duplicate
+// label column, a row with more or fewer cells than the header, a non-numeric feature, a
+// label that is not a non-negative integer, or an unterminated quote.
+CsvTable parseCsv(const std::string& text, const std::string& source,
+                  const std::string& labelColumn);
+// Reads and parses a file. Throws DataError when it cannot be read.
+CsvTable readCsv(const std::string& path, const std::string& labelColumn);
+
+class CsvDataset : public Dataset {
+ public:
+  CsvDataset(const std::string& path, const std::string& labelColumn);
+  explicit CsvDataset(CsvTable table);
+
+  int64_t size() const override { return table_.labels.size(0); }
+  // inputs: float32 [B, features]; targets: int64 [B]. Throws DataError for a bad index.
+  Batch get(const std::vector<int64_t>& indices) const override;
+
+  const CsvTable& table() const { return table_; }
+  int64_t featureCount() const { return table_.features.size(1); }
+  // 1 + the largest label.
+  int64_t classCount() const;
+
+ private:
+  CsvTable table_;
+};
+
+// The `csv` dataset of the registry: <data.dir>/train.csv and <data.dir>/test.csv, label
+// column data.label_column.
+DatasetPtr makeCsvDataset(const DataConfig& cfg, Split split);
+
+}  // namespace ringtrain

@@ -1,0 +1,175 @@
+// Gradient synchronisation over real ranks: overlap and accumulation must not change a single
+// bit of the result, bucketing must match one big bucket (bitwise where the ring's summation
+// order allows it, see trainer/grad_sync.h), compression must stay close and keep replicas
+// identical, and ranks that leave a parameter without a gradient must not hang the others.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cstring>
+
+#include "collectives/mpi_communicator.h"
+#include "models/registry.h"
+#include "trainer/grad_sync.h"
+
+namespace ringtrain {
+namespace {
+
+const auto kTimeout = std::chrono::milliseconds(60000);
+
+bool bitwiseEqual(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
+  auto x = a.contiguous();
+  auto y = b.contiguous();
+  return std::memcmp(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()) == 0;
+}
+
+struct RunSpec {
+  GradSyncOptions sync;
+  int accumulation = 1;
+};
+
+// Trains a fresh model for `steps` SGD steps on rank-specific synthetic data and returns its
+// parameters. Every rank sees different inputs, so the all-reduce really mixes them.
+std::vector<torch::Tensor> train(Communicator& comm, const std::string& modelName,
+                                 const RunSpec& spec, int steps = 4) {
+  torch::manual_seed(7);
+  auto model = makeModel(modelName);
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  GradientSynchronizer sync(comm, model->parameters(), spec.sync);
+  torch::manual_seed(1000 + comm.rank());
+  for (int step = 0; step < steps; ++step) {
+    for (int m = 0; m < spec.accumulation; ++m) {
+      sync.prepareBackward(step, m + 1 == spec.accumulation);
+      auto x = torch::randn({6, 1, 28, 28});
+      auto y = torch::randint(0, 10, {6}, torch::kInt64);
+      (torch::nn::functional::cross_entropy(model->forward(x), y) / spec.accumulation).backward();
+    }
+    sync.synchronize(step);
+    optimizer.step();
+    optimizer.zero_grad();
+  }
+  std::vector<torch::Tensor> params;
+  for (const auto& p : model->parameters()) params.push_back(p.detach().clone());
+  return params;
+}
+
+// Every rank holds bitwise the same parameters as rank 0.
+void expectReplicasIdentical(Communicator& comm, const std::vector<torch::Tensor>& params) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto mine = params[i].reshape({-1}).contiguous();
+    auto all = torch::empty({comm.size() * mine.numel()});
+    comm.allgather(mine, all)->wait(kTimeout);
+    auto rows = all.view({comm.size(), mine.numel()});
+    for (int r = 1; r < comm.size(); ++r) {
+      EXPECT_TRUE(bitwiseEqual(rows[r], rows[0])) << "parameter " << i << " of rank " << r;
+    }
+  }
+}
+
+GradSyncOptions options(double bucketMb, bool overlap,
+                        GradCompression compression = GradCompression::None) {
+  GradSyncOptions o;
+  o.bucketMb = bucketMb;
+  o.firstBucketMb = std::min(1.0, bucketMb);
+  o.overlap = overlap;
+  o.compression = compression;
+  o.timeout = kTimeout;
+  return o;
+}
+
+class GradSync : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
+ protected:
+  void SetUp() override {
+    torch::set_num_threads(1);
+    comm_ = makeCommunicator(std::get<0>(GetParam()), MPI_COMM_WORLD);
+    model_ = std::get<1>(GetParam());
+  }
+  std::unique_ptr<Communicator> comm_;
+  std::string model_;
+};
+
+TEST_P(GradSync, OverlapAndAccumulationAreBitwiseIdenticalToPostBackward) {
+  for (const int accumulation : {1, 3}) {
+    for (const double bucketMb : {0.05, 25.0}) {
+      RunSpec overlapped{options(bucketMb, true), accumulation};
+      RunSpec postBackward{options(bucketMb, false), accumulation};
+      const auto a = train(*comm_, model_, overlapped);
+      const auto b = train(*comm_, model_, postBackward);
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_TRUE(bitwiseEqual(a[i], b[i]))
+            << "parameter " << i << ", accumulation " << accumulation << ", bucket_mb "
+            << bucketMb << ", rank " << comm_->rank();
+      }
+      expectReplicasIdentical(*comm_, a);
+    }
+  }
+}
+
+TEST_P(GradSync, ManyBucketsMatchOneBucket) {
+  // One bucket for everything is unbucketed synchronisation over the same ring.
+  const auto bucketed = train(*comm_, model_, {options(0.05, true)});
+  GradSyncOptions one = options(1e6, false);
+  one.firstBucketMb = 1e6;
+  const auto unbucketed = train(*comm_, model_, {one});
+  const auto init = train(*comm_, model_, {one}, /*steps=*/0);
+  for (size_t i = 0; i < bucketed.size(); ++i) {
+    // With two ranks every element is the sum of two addends, which is the same in either
+    // order. From three ranks on, the ring starts each chunk's sum at a different rank and
+    // chunks are cut per bucket (MPI_Allreduce picks its algorithm by message size): the
+    // bucket layout may change the last bit, never more than rounding.
+    if (comm_->size() <= 2) {
+      EXPECT_TRUE(bitwiseEqual(bucketed[i], unbucketed[i])) << "parameter " << i;
+    }
+    const double diff = (bucketed[i] - unbucketed[i]).abs().max().item<double>();
+    const double moved = (unbucketed[i] - init[i]).abs().max().item<double>();
+    EXPECT_LE(diff, 1e-4 * moved + 1e-7) << "parameter " << i;
+    EXPECT_GT(moved, 0.0) << "parameter " << i << " never moved";
+  }
+  expectReplicasIdentical(*comm_, bucketed);
+}
+
+TEST_P(GradSync, CompressionStaysCloseAndKeepsReplicasIdentical) {
+  const auto exact = train(*comm_, model_, {options(0.05, true)}, 2);
+  const auto init = train(*comm_, model_, {options(0.05, true)}, 0);
+  for (const auto c : {GradCompression::BFloat16, GradCompression::Float16}) {
+    const auto compressed = train(*comm_, model_, {options(0.05, true, c)}, 2);
+    expectReplicasIdentical(*comm_, compressed);
+    for (size_t i = 0; i < exact.size(); ++i) {
+      // The update is lr x (16-bit rounded gradient): relative error of a few 2^-8 (bf16)
+      // of how far the parameter moved.
+      const double diff = (compressed[i] - exact[i]).abs().max().item<double>();
+      const double moved = (exact[i] - init[i]).abs().max().item<double>();
+      EXPECT_LE(diff, 0.05 * moved) << "parameter " << i;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, GradSync,
+                         ::testing::Combine(::testing::Values("ring", "mpi"),
+                                            ::testing::Values("fashion_mlp", "fashion_cnn")));
+
+// A parameter used on some ranks and not on others: the ranks without a gradient contribute
+// zeros, nobody waits for a gradient that never comes, and the buckets pair up.
+TEST(GradSyncUnused, RanksWithoutAGradientContributeZeros) {
+  auto comm = makeCommunicator("ring", MPI_COMM_WORLD);
+  const int n = comm->size();
+  for (const bool overlap : {true, false}) {
+    auto shared = torch::ones({8}, torch::requires_grad());
+    auto sometimes = torch::ones({8}, torch::requires_grad());  // used by odd ranks only
+    auto never = torch::ones({3}, torch::requires_grad());
+    GradSyncOptions o = options(1e-5, overlap);  // one parameter per bucket
+    GradientSynchronizer sync(*comm, {shared, sometimes, never}, o);
+    ASSERT_EQ(sync.layout().size(), 3u);
+    auto loss = (shared * 2.0).sum();
+    if (comm->rank() % 2 == 1) loss = loss + (sometimes * 4.0).sum();
+    loss.backward();
+    sync.synchronize(0);
+    EXPECT_TRUE(torch::allclose(shared.grad(), torch::full({8}, 2.0)));
+    const double users = n / 2;  // odd ranks
+    EXPECT_FLOAT_EQ(sometimes.grad()[0].item<float>(), static_cast<float>(4.0 * users / n));
+    EXPECT_TRUE(torch::equal(never.grad(), torch::zeros({3})));
+  }
+}
+
+}  // namespace
+}  // namespace ringtrain

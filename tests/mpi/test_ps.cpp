@@ -1,0 +1,506 @@
+// Parameter-server mode under MPI: bsp equals all-reduce and single-process training, every
+// asp push is applied, the ssp staleness bound holds (checked against clocks that workers
+// publish in shared memory, not against the server's own bookkeeping), early finishers do
+// not hang anyone, 1 server + 4 workers run 1000 steps, checkpoints resume exactly.
+// Tests need at least one worker and one server; they skip where the world is too small.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "collectives/mpi_communicator.h"
+#include "data/sharding.h"
+#include "models/registry.h"
+#include "trainer/error.h"
+#include "trainer/inference.h"
+#include "trainer/optim.h"
+#include "trainer/ps_server.h"
+#include "trainer/ps_trainer.h"
+#include "trainer/ps_worker.h"
+#include "trainer/trainer.h"
+
+namespace ringtrain {
+namespace {
+
+namespace fs = std::filesystem;
+
+int worldRank() {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int worldSize() {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
+class SyntheticImages : public Dataset {
+ public:
+  explicit SyntheticImages(int64_t n) {
+    torch::manual_seed(1234);
+    inputs_ = torch::randn({n, 1, 28, 28});
+    targets_ = torch::randint(0, 10, {n}, torch::kInt64);
+  }
+  int64_t size() const override { return inputs_.size(0); }
+  Batch get(const std::vector<int64_t>& indices) const override {
+    auto idx = torch::tensor(indices, torch::kInt64);
+    return {inputs_.index_select(0, idx), targets_.index_select(0, idx)};
+  }
+
+ private:
+  torch::Tensor inputs_;
+  torch::Tensor targets_;
+};
+
+// A small two-layer model for the protocol tests.
+class Tiny : public Model {
+ public:
+  Tiny() {
+    a_ = register_module("a", torch::nn::Linear(8, 16));
+    b_ = register_module("b", torch::nn::Linear(16, 4));
+  }
+  torch::Tensor forward(const torch::Tensor& x) override { return b_(torch::relu(a_(x))); }
+
+ private:
+  torch::nn::Linear a_{nullptr};
+  torch::nn::Linear b_{nullptr};
+};
+
+ModelPtr freshModel(const std::string& name) {
+  torch::manual_seed(7);  // the same initial weights everywhere
+  if (name == "tiny") return std::make_shared<Tiny>();
+  return makeModel(name);
+}
+
+// A directory every rank agrees on (rank 0's pid), removed by rank 0 at the end.
+class SharedTempDir {
+ public:
+  explicit SharedTempDir(const std::string& name) {
+    long pid = worldRank() == 0 ? static_cast<long>(::getpid()) : 0;
+    MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+    path_ = (fs::path(::testing::TempDir()) / ("ringtrain_ps_" + name + "_" + std::to_string(pid)))
+                .string();
+  }
+  ~SharedTempDir() {
+    MPI_Barrier(MPI_COMM_WORLD);
+    std::error_code ec;
+    if (worldRank() == 0) fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+Config psConfig(int servers, const std::string& consistency) {
+  Config cfg;
+  cfg.model.name = "fashion_mlp";
+  cfg.data.batch_size = 8;
+  cfg.data.prefetch = 2;
+  cfg.optimizer.name = "sgd";
+  cfg.optimizer.lr = 0.05;
+  cfg.optimizer.momentum = 0.9;
+  cfg.schedule.name = "cosine";
+  cfg.schedule.warmup_steps = 3;
+  cfg.train.epochs = 1;
+  cfg.train.max_steps = 12;
+  cfg.train.seed = 3;
+  cfg.train.log_every = 1000;
+  cfg.train.threads = 1;
+  cfg.checkpoint.enabled = false;
+  cfg.distributed.mode = "ps";
+  cfg.distributed.timeout_s = 120;
+  cfg.ps.servers = servers;
+  cfg.ps.consistency = consistency;
+  return cfg;
+}
+
+double maxAbsDiff(Model& a, Model& b) {
+  auto pa = a.parameters();
+  auto pb = b.parameters();
+  double diff = 0.0;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    diff = std::max(diff, (pa[i] - pb[i]).abs().max().item<double>());
+  }
+  return diff;
+}
+
+// ---------------------------------------------------------------------------------------
+// bsp == all-reduce == one process on the global batch
+
+struct BspCase {
+  int servers;
+  std::string optimizer;
+  double clip;
+};
+
+class PsBsp : public ::testing::TestWithParam<BspCase> {};
+
+TEST_P(PsBsp, EqualsAllReduceAndSingleProcessOnTheGlobalBatch) {
+  const BspCase param = GetParam();
+  if (worldSize() <= param.servers) GTEST_SKIP() << "needs more ranks than servers";
+  const SharedTempDir tmp("bsp");
+  Config cfg = psConfig(param.servers, "bsp");
+  cfg.optimizer.name = param.optimizer;
+  if (param.optimizer == "adamw") cfg.optimizer.lr = 0.002;
+  cfg.train.grad_clip_norm = param.clip;
+  auto data = std::make_shared<SyntheticImages>(512);
+
+  RunOptions options{tmp.path() + "/ps", "", true};
+  PsTrainer ps(cfg, options, freshModel(cfg.model.name), data, nullptr);
+  const TrainSummary summary = ps.run();
+  if (ps.isServer()) {
+    EXPECT_EQ(ps.serverStats().updates, cfg.train.max_steps);
+    EXPECT_EQ(ps.serverStats().pushes, cfg.train.max_steps * ps.roles().numWorkers());
+  }
+
+  // All-reduce mode on the workers alone (same worker count), and one process on the
+  // global batch.
+  const bool server = ps.isServer();
+  MPI_Comm split = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, server ? 1 : 0, worldRank(), &split);
+  if (!server) {
+    auto comm = makeCommunicator("ring", split);
+    Config allreduce = cfg;
+    allreduce.distributed.mode = "allreduce";
+    RunOptions arOptions{tmp.path() + "/allreduce", "", true};
+    Trainer trainer(allreduce, *comm, arOptions, freshModel(cfg.model.name), data, nullptr);
+    trainer.run();
+    EXPECT_EQ(summary.steps, cfg.train.max_steps);
+    const double vsAllreduce = maxAbsDiff(ps.model(), trainer.model());
+    EXPECT_LT(vsAllreduce, 1e-6) << "bsp vs all-reduce on worker rank " << worldRank();
+
+    const int workers = ps.roles().numWorkers();
+    auto reference = freshModel(cfg.model.name);
+    auto optimizer = makeOptimizer(cfg.optimizer, reference->parameters());
+    const ShardSampler whole(data->size(), cfg.data.batch_size * workers, 0, 1, cfg.train.seed,
+                             true);
+    for (int64_t step = 0; step < cfg.train.max_steps; ++step) {
+      const Batch batch = data->get(whole.indices(0, step));
+      optimizer->zero_grad();
+      torch::nn::functional::cross_entropy(reference->forward(batch.inputs), batch.targets)
+          .backward();
+      if (param.clip > 0) torch::nn::utils::clip_grad_norm_(reference->parameters(), param.clip);
+      setLearningRate(*optimizer, scheduledLearningRate(cfg.schedule, cfg.optimizer.lr, step,
+                                                        cfg.train.max_steps));
+      optimizer->step();
+    }
+    EXPECT_LT(maxAbsDiff(ps.model(), *reference), 1e-6) << "bsp vs one process";
+    // The parameters really moved: not a comparison of two untouched models.
+    EXPECT_GT(maxAbsDiff(ps.model(), *freshModel(cfg.model.name)), 1e-3);
+  }
+  MPI_Comm_free(&split);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, PsBsp,
+                         ::testing::Values(BspCase{1, "sgd", 0.0}, BspCase{2, "sgd", 0.0},
+                                           BspCase{2, "adamw", 0.5}),
+                         [](const auto& info) {
+                           return "servers" + std::to_string(info.param.servers) + "_" +
+                                  info.param.optimizer + (info.param.clip > 0 ? "_clip" : "");
+                         });
+
+// ---------------------------------------------------------------------------------------
+// Protocol-level tests: PsServer / PsWorker driven directly on a tiny model.
+
+struct Session {
+  Config cfg;
+  PsRoles roles;
+  PsLayout layout;
+  PsComms comms;
+  int rank;
+
+  Session(Config config, ModelPtr model)
+      : cfg(std::move(config)),
+        roles(assignPsRoles(worldSize(), cfg.ps.servers, cfg.ps.placement)),
+        layout(psParameterInfo(*model), roles.numServers()),
+        comms(makePsComms(MPI_COMM_WORLD, roles)),
+        rank(worldRank()) {}
+  bool server() const { return roles.isServer(rank); }
+  int workerIndex() const { return roles.workerIndex(rank); }
+};
+
+Config tinyConfig(const std::string& consistency, int64_t staleness = 2) {
+  Config cfg;
+  cfg.optimizer.name = "sgd";
+  cfg.optimizer.lr = 0.125;  // exact in binary: sums of updates are exact
+  cfg.optimizer.momentum = 0.0;
+  cfg.distributed.timeout_s = 120;
+  cfg.ps.servers = 1;
+  cfg.ps.consistency = consistency;
+  cfg.ps.staleness = staleness;
+  return cfg;
+}
+
+// Sets every gradient to `value`.
+void constantGradients(Model& model, float value) {
+  for (auto& p : model.parameters()) p.mutable_grad() = torch::full_like(p, value);
+}
+
+class PsConsistency : public ::testing::TestWithParam<std::string> {};
+
+// Constant gradients of 1: bsp applies one averaged update per step, asp/ssp one update per
+// push; the parameters move by exactly lr per applied update.
+TEST_P(PsConsistency, AppliesTheRightNumberOfUpdates) {
+  if (worldSize() < 2) GTEST_SKIP() << "needs a server and a worker";
+  const std::string consistency = GetParam();
+  auto model = freshModel("tiny");
+  auto initial = freshModel("tiny");
+  Session s(tinyConfig(consistency), model);
+  const int64_t steps = 10;
+  const int64_t workers = s.roles.numWorkers();
+  const int64_t expected = consistency == "bsp" ? steps : steps * workers;
+  if (s.server()) {
+    PsServer server(s.cfg, s.roles, s.layout, s.comms.ps.get(), s.comms.role.get());
+    const PsServerStats stats = server.serve();
+    EXPECT_EQ(stats.pushes, steps * workers);
+    EXPECT_EQ(stats.updates, expected);
+    return;
+  }
+  PsWorker worker(s.cfg, s.roles, s.layout, s.comms.ps.get(), model->parameters(), false);
+  if (s.workerIndex() == 0) worker.sendInitial();
+  worker.sync(0, false);
+  for (int64_t step = 0; step < steps; ++step) {
+    constantGradients(*model, 1.0f);
+    worker.pushAndPull(step, steps);
+  }
+  worker.sync(steps, false);
+  EXPECT_EQ(worker.serverUpdates(), expected);
+  auto now = model->parameters();
+  auto before = initial->parameters();
+  for (size_t i = 0; i < now.size(); ++i) {
+    const auto expectedValue = before[i] - 0.125 * static_cast<double>(expected);
+    EXPECT_LT((now[i] - expectedValue).abs().max().item<double>(), 1e-5) << "parameter " << i;
+  }
+  worker.finish();
+}
+
+// Workers of unequal shard lengths: worker i runs 3 + 4 i steps. Nobody hangs, and every
+// push is accounted for.
+TEST_P(PsConsistency, EarlyFinishersDoNotHangTheOthers) {
+  if (worldSize() < 3) GTEST_SKIP() << "needs a server and two workers";
+  const std::string consistency = GetParam();
+  auto model = freshModel("tiny");
+  Session s(tinyConfig(consistency, 1), model);
+  const auto stepsOf = [](int w) { return int64_t{3} + 4 * w; };
+  int64_t totalPushes = 0;
+  for (int w = 0; w < s.roles.numWorkers(); ++w) totalPushes += stepsOf(w);
+  if (s.server()) {
+    PsServer server(s.cfg, s.roles, s.layout, s.comms.ps.get(), s.comms.role.get());
+    const PsServerStats stats = server.serve();
+    EXPECT_EQ(stats.pushes, totalPushes);
+    if (consistency == "bsp") {
+      EXPECT_EQ(stats.updates, stepsOf(s.roles.numWorkers() - 1));
+    }
+    return;
+  }
+  PsWorker worker(s.cfg, s.roles, s.layout, s.comms.ps.get(), model->parameters(), false);
+  if (s.workerIndex() == 0) worker.sendInitial();
+  worker.sync(0, false);
+  const int64_t mine = stepsOf(s.workerIndex());
+  for (int64_t step = 0; step < mine; ++step) {
+    constantGradients(*model, 0.5f);
+    worker.pushAndPull(step, mine);
+  }
+  worker.finish();
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, PsConsistency, ::testing::Values("bsp", "asp", "ssp"));
+
+// Clocks the workers publish in memory shared by every rank of the node: finished[w] is the
+// number of steps worker w has finished (stored before its push leaves), started[w] the
+// number it has started. Seq-cst atomics; the MPI messages in between order them.
+class SharedClocks {
+ public:
+  explicit SharedClocks(int workers) : workers_(workers) {
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node_);
+    int nodeSize = 0;
+    MPI_Comm_size(node_, &nodeSize);
+    allOnOneNode_ = nodeSize == worldSize();
+    int nodeRank = 0;
+    MPI_Comm_rank(node_, &nodeRank);
+    const MPI_Aint bytes = nodeRank == 0 ? static_cast<MPI_Aint>(2 * workers * sizeof(int64_t)) : 0;
+    void* base = nullptr;
+    MPI_Win_allocate_shared(bytes, sizeof(int64_t), MPI_INFO_NULL, node_, &base, &win_);
+    MPI_Aint size = 0;
+    int unit = 0;
+    MPI_Win_shared_query(win_, 0, &size, &unit, &base);
+    clocks_ = static_cast<int64_t*>(base);
+    if (nodeRank == 0) std::fill(clocks_, clocks_ + 2 * workers, int64_t{0});
+    MPI_Barrier(node_);
+  }
+  ~SharedClocks() {
+    MPI_Win_free(&win_);
+    MPI_Comm_free(&node_);
+  }
+  bool allOnOneNode() const { return allOnOneNode_; }
+  void setFinished(int w, int64_t v) { __atomic_store_n(&clocks_[w], v, __ATOMIC_SEQ_CST); }
+  void setStarted(int w, int64_t v) {
+    __atomic_store_n(&clocks_[workers_ + w], v, __ATOMIC_SEQ_CST);
+  }
+  int64_t finished(int w) const { return __atomic_load_n(&clocks_[w], __ATOMIC_SEQ_CST); }
+  int64_t started(int w) const { return __atomic_load_n(&clocks_[workers_ + w], __ATOMIC_SEQ_CST); }
+
+ private:
+  int workers_;
+  MPI_Comm node_ = MPI_COMM_NULL;
+  MPI_Win win_ = MPI_WIN_NULL;
+  int64_t* clocks_ = nullptr;
+  bool allOnOneNode_ = false;
+};
+
+// No worker ever starts step t + s + 1 while another has not finished step t; and the bound
+// is not stricter than s: worker 0 does get s steps ahead of a worker that holds back.
+TEST(PsSsp, StalenessBoundHoldsAndIsReached) {
+  if (worldSize() < 3) GTEST_SKIP() << "needs a server and two workers";
+  const int64_t s = 2;
+  const int64_t steps = 30;
+  auto model = freshModel("tiny");
+  Session session(tinyConfig("ssp", s), model);
+  const int workers = session.roles.numWorkers();
+  SharedClocks clocks(workers);
+  if (!clocks.allOnOneNode()) GTEST_SKIP() << "the clock instrument needs one node";
+  if (session.server()) {
+    PsServer server(session.cfg, session.roles, session.layout, session.comms.ps.get(),
+                    session.comms.role.get());
+    const PsServerStats stats = server.serve();
+    // Worker 0 finished s steps while worker 1 held back at 0, and no worker ever got
+    // more than s + 1 finished steps ahead of another.
+    EXPECT_GE(stats.maxClockGap, s);
+    EXPECT_LE(stats.maxClockGap, s + 1);
+    EXPECT_EQ(stats.pushes, steps * workers);
+    return;
+  }
+  const int me = session.workerIndex();
+  PsWorker worker(session.cfg, session.roles, session.layout, session.comms.ps.get(),
+                  model->parameters(), false);
+  if (me == 0) worker.sendInitial();
+  worker.sync(0, false);
+  int64_t worstLead = 0;
+  for (int64_t step = 0; step < steps; ++step) {
+    clocks.setStarted(me, step + 1);
+    for (int v = 0; v < workers; ++v) {
+      if (v == me) continue;
+      // Starting `step` requires every other worker to have finished step - s - 1.
+      EXPECT_GE(clocks.finished(v), step - s)
+          << "worker " << me << " started step " << step << " while worker " << v
+          << " had finished only " << clocks.finished(v) << " steps";
+      worstLead = std::max(worstLead, step - clocks.finished(v));
+    }
+    if (me == 1 && step == 0) {
+      // Hold back until worker 0 has started step s (allowed), then check it is stuck there.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (clocks.started(0) < s + 1 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      EXPECT_EQ(clocks.started(0), s + 1) << "worker 0 could not run " << s << " steps ahead";
+    }
+    constantGradients(*model, 0.25f);
+    clocks.setFinished(me, step + 1);
+    worker.pushAndPull(step, steps);
+  }
+  EXPECT_LE(worstLead, s);
+  worker.finish();
+}
+
+// 1 server + 4 workers on an oversubscribed machine, real backward with overlapped pushes,
+// 1000 steps of each consistency model; afterwards every worker holds the same parameters.
+TEST(PsNoDeadlock, OneServerFourWorkersThousandSteps) {
+  if (worldSize() != 5) GTEST_SKIP() << "runs at 5 ranks";
+  for (const std::string consistency : {"bsp", "asp", "ssp"}) {
+    SCOPED_TRACE(consistency);
+    auto model = freshModel("tiny");
+    Config cfg = tinyConfig(consistency, 2);
+    cfg.optimizer.lr = 0.01;
+    Session s(cfg, model);
+    const int64_t steps = 1000;
+    if (s.server()) {
+      PsServer server(s.cfg, s.roles, s.layout, s.comms.ps.get(), s.comms.role.get());
+      const PsServerStats stats = server.serve();
+      EXPECT_EQ(stats.pushes, 4 * steps);
+      EXPECT_LT(stats.cpuSeconds, 0.9 * stats.wallSeconds) << "the server must not spin a core";
+      continue;
+    }
+    PsWorker worker(s.cfg, s.roles, s.layout, s.comms.ps.get(), model->parameters(), true);
+    if (s.workerIndex() == 0) worker.sendInitial();
+    worker.sync(0, false);
+    torch::manual_seed(100 + s.workerIndex());
+    for (int64_t step = 0; step < steps; ++step) {
+      auto x = torch::randn({4, 8});
+      auto y = torch::randint(0, 4, {4}, torch::kInt64);
+      auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+      worker.beginBackward(step, steps);
+      loss.backward();
+      worker.pushAndPull(step, steps);
+      for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+    }
+    worker.sync(steps, false);
+    // Same parameters on every worker after the final sync.
+    auto flat = torch::cat({model->parameters()[0].reshape({-1}), model->parameters()[3]});
+    auto all = torch::empty({s.comms.role.size(), flat.numel()});
+    MPI_Allgather(flat.data_ptr(), static_cast<int>(flat.numel()), MPI_FLOAT, all.data_ptr(),
+                  static_cast<int>(flat.numel()), MPI_FLOAT, s.comms.role.get());
+    EXPECT_TRUE(torch::equal(all[0], all[s.comms.role.size() - 1]));
+    EXPECT_TRUE(torch::isfinite(flat).all().item<bool>());
+    worker.finish();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkpoints and errors through the PsTrainer.
+
+// A run checkpointed at step 4 and resumed there ends bit-identical to the uninterrupted
+// run (momentum state lives on the servers, so it must come back from their partitions).
+TEST(PsCheckpoint, ResumeFromAPartitionedCheckpointIsExact) {
+  if (worldSize() < 2) GTEST_SKIP() << "needs a server and a worker";
+  const int servers = worldSize() >= 4 ? 2 : 1;
+  const SharedTempDir tmp("ckpt");
+  Config cfg = psConfig(servers, "bsp");
+  cfg.train.max_steps = 8;
+  cfg.checkpoint.enabled = true;
+  cfg.checkpoint.every_steps = 4;
+  auto data = std::make_shared<SyntheticImages>(512);
+  const std::string runDir = tmp.path() + "/run";
+
+  PsTrainer full(cfg, RunOptions{runDir, "", true}, freshModel(cfg.model.name), data, nullptr);
+  full.run();
+  MPI_Barrier(MPI_COMM_WORLD);
+  const std::string step4 = runDir + "/checkpoints/step-00000004";
+  for (int i = 0; i < servers; ++i) {
+    EXPECT_TRUE(fs::exists(runDir + "/ps/server-" + std::to_string(i) +
+                           "/checkpoints/step-00000004/MANIFEST"));
+  }
+  ASSERT_TRUE(fs::exists(step4 + "/MANIFEST"));
+  ASSERT_TRUE(fs::exists(runDir + "/checkpoints/step-00000008/MANIFEST"));
+
+  PsTrainer resumed(cfg, RunOptions{runDir, step4, true}, freshModel(cfg.model.name), data,
+                    nullptr);
+  const TrainSummary summary = resumed.run();
+  if (!resumed.isServer()) {
+    EXPECT_EQ(summary.steps, 8);
+    EXPECT_EQ(maxAbsDiff(full.model(), resumed.model()), 0.0);
+    // The main checkpoint holds the gathered model: eval/export read it unchanged.
+    const auto loaded = loadForInference(runDir + "/checkpoints/step-00000008", {}, nullptr);
+    EXPECT_EQ(maxAbsDiff(full.model(), *loaded.model), 0.0);
+  }
+}
+
+TEST(PsTrainerErrors, ImpossibleServerCountsAreConfigErrors) {
+  auto data = std::make_shared<SyntheticImages>(64);
+  Config cfg = psConfig(worldSize(), "bsp");
+  try {
+    PsTrainer(cfg, RunOptions{"", "", true}, freshModel("tiny"), data, nullptr);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("no rank would be left"), std::string::npos) << e.what();
+  }
+  cfg.ps.servers = 0;
+  EXPECT_THROW(PsTrainer(cfg, RunOptions{"", "", true}, freshModel("tiny"), data, nullptr),
+               ConfigError);
+}
+
+}  // namespace
+}  // namespace ringtrain

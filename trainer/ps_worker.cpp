@@ -1,0 +1,239 @@
+#include "trainer/ps_worker.h"
+
+#include <chrono>
+
+#include "trainer/error.h"
+
+namespace ringtrain {
+
+PsWorker::PsWorker(const Config& cfg, const PsRoles& roles, const PsLayout& layout, MPI_Comm psComm,
+                   std::vector<torch::Tensor> parameters, bool overlap)
+    : roles_(roles),
+      layout_(layout),
+      psComm_(psComm),
+      rank_(-1),
+      waiter_(std::chrono::milliseconds(static_cast<int64_t>(cfg.distributed.timeout_s * 1000.0)),
+              -1),
+      parameters_(std::move(parameters)),
+      overlap_(overlap) {
+  MPI_Comm_rank(psComm_, &rank_);
+  waiter_ = PoliteWaiter(waiter_.timeout(), rank_);
+  if (roles_.workerIndex(rank_) < 0) {
+    throw TrainingError("rank " + std::to_string(rank_) + " is not a parameter-server worker", "",
+                        rank_);
+  }
+  if (parameters_.size() != layout_.parameters().size()) {
+    throw TrainingError("the model has " + std::to_string(parameters_.size()) +
+                            " parameters, the parameter-server layout " +
+                            std::to_string(layout_.parameters().size()),
+                        "build the layout from the same model", rank_);
+  }
+  pieces_.resize(parameters_.size());
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (parameters_[i].numel() != layout_.parameters()[i].numel) {
+      throw TrainingError("parameter '" + layout_.parameters()[i].name +
+                              "' does not match the parameter-server layout",
+                          "build the layout from the same model", rank_);
+    }
+    flat_.push_back(parameters_[i].detach().view({-1}));
+  }
+  const int servers = layout_.numServers();
+  for (int s = 0; s < servers; ++s) {
+    for (const auto& slice : layout_.slicesOf(s)) {
+      pieces_[static_cast<size_t>(slice.parameter)].emplace_back(s, slice);
+    }
+    outbox_.emplace_back(layout_.partitionElements(s));
+    inbox_.emplace_back(layout_.partitionElements(s));
+    control_.emplace_back(0);
+  }
+  sends_.assign(static_cast<size_t>(servers), MPI_REQUEST_NULL);
+  controlSends_.assign(static_cast<size_t>(servers), MPI_REQUEST_NULL);
+  receives_.assign(static_cast<size_t>(servers), MPI_REQUEST_NULL);
+  packed_.assign(parameters_.size(), false);
+  piecesLeft_.assign(static_cast<size_t>(servers), 0);
+  sent_.assign(static_cast<size_t>(servers), false);
+  if (overlap_) {
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      // A frozen parameter gets no gradient (and takes no hook): pushAndPull packs zeros.
+      if (!parameters_[i].requires_grad()) continue;
+      hookHandles_.emplace_back(
+          i, parameters_[i].register_hook(
+                 [this, i](const torch::Tensor& gradient) { onGradient(i, gradient); }));
+    }
+  }
+}
+
+PsWorker::~PsWorker() {
+  for (const auto& [parameter, handle] : hookHandles_) parameters_[parameter].remove_hook(handle);
+  for (auto& r : receives_) {
+    if (r != MPI_REQUEST_NULL) {
+      MPI_Cancel(&r);
+      MPI_Request_free(&r);
+    }
+  }
+  for (auto* requests : {&sends_, &controlSends_}) {
+    for (auto& r : *requests) {
+      if (r != MPI_REQUEST_NULL) MPI_Request_free(&r);
+    }
+  }
+}
+
+void PsWorker::sendInitial() {
+  torch::NoGradGuard noGrad;
+  for (int s = 0; s < layout_.numServers(); ++s) {
+    for (const auto& slice : layout_.slicesOf(s)) {
+      outbox_[static_cast<size_t>(s)]
+          .payload()
+          .narrow(0, slice.serverOffset, slice.length)
+          .copy_(flat_[static_cast<size_t>(slice.parameter)].narrow(0, slice.offset, slice.length));
+    }
+    outbox_[static_cast<size_t>(s)].setHeader({PsKind::Init, 0, 0, 0});
+    sends_[static_cast<size_t>(s)] =
+        psIsend(outbox_[static_cast<size_t>(s)], serverRank(s), kPsTagToServer, psComm_, rank_);
+  }
+}
+
+void PsWorker::postReceives() {
+  for (int s = 0; s < layout_.numServers(); ++s) {
+    auto& request = receives_[static_cast<size_t>(s)];
+    if (request != MPI_REQUEST_NULL) {
+      throw TrainingError("a parameter answer from server rank " + std::to_string(serverRank(s)) +
+                              " is still outstanding",
+                          "push, pull and sync must alternate", rank_);
+    }
+    request =
+        psIrecv(inbox_[static_cast<size_t>(s)], serverRank(s), kPsTagToWorker, psComm_, rank_);
+  }
+}
+
+void PsWorker::beginBackward(int64_t step, int64_t totalSteps) {
+  if (!overlap_) return;
+  step_ = step;
+  totalSteps_ = totalSteps;
+  flags_ = 0;
+  std::fill(packed_.begin(), packed_.end(), false);
+  std::fill(sent_.begin(), sent_.end(), false);
+  for (int s = 0; s < layout_.numServers(); ++s) {
+    piecesLeft_[static_cast<size_t>(s)] = static_cast<int64_t>(layout_.slicesOf(s).size());
+  }
+  postReceives();
+  armed_ = true;
+}
+
+void PsWorker::onGradient(size_t parameter, const torch::Tensor& gradient) {
+  if (!armed_ || packed_[parameter]) return;
+  // The hook sees this backward's contribution; earlier micro-batches are already in .grad.
+  const auto& previous = parameters_[parameter].grad();
+  pack(parameter, previous.defined() ? previous + gradient : gradient);
+  for (const auto& [server, slice] : pieces_[parameter]) {
+    if (--piecesLeft_[static_cast<size_t>(server)] == 0) sendPush(server);
+  }
+}
+
+void PsWorker::pack(size_t parameter, const torch::Tensor& gradient) {
+  torch::NoGradGuard noGrad;
+  for (const auto& [server, slice] : pieces_[parameter]) {
+    const auto s = static_cast<size_t>(server);
+    // The buffer may still be leaving with the previous push.
+    waiter_.wait(sends_[s], nullptr, [&] {
+      return "the previous push to server rank " + std::to_string(serverRank(server)) +
+             " to complete";
+    });
+    auto destination = outbox_[s].payload().narrow(0, slice.serverOffset, slice.length);
+    if (gradient.defined()) {
+      destination.copy_(gradient.reshape({-1}).narrow(0, slice.offset, slice.length));
+    } else {
+      destination.zero_();
+    }
+  }
+  packed_[parameter] = true;
+}
+
+void PsWorker::sendPush(int server) {
+  const auto s = static_cast<size_t>(server);
+  outbox_[s].setHeader({PsKind::Push, step_, flags_, totalSteps_});
+  sends_[s] = psIsend(outbox_[s], serverRank(server), kPsTagToServer, psComm_, rank_);
+  sent_[s] = true;
+}
+
+void PsWorker::pushAndPull(int64_t step, int64_t totalSteps, bool skip) {
+  if (!armed_) {
+    step_ = step;
+    totalSteps_ = totalSteps;
+    std::fill(packed_.begin(), packed_.end(), false);
+    std::fill(sent_.begin(), sent_.end(), false);
+    postReceives();
+  } else if (step != step_) {
+    throw TrainingError("pushAndPull(" + std::to_string(step) + ") after beginBackward(" +
+                            std::to_string(step_) + ")",
+                        "", rank_);
+  }
+  armed_ = false;
+  flags_ = skip ? kPushSkip : 0;
+  // Parameters whose hook did not fire (no overlap, or no gradient this step).
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (!packed_[i]) pack(i, parameters_[i].grad());
+  }
+  for (int s = 0; s < layout_.numServers(); ++s) {
+    if (!sent_[static_cast<size_t>(s)]) sendPush(s);
+  }
+  receiveParameters("push", step);
+}
+
+void PsWorker::receiveParameters(const char* after, int64_t step) {
+  torch::NoGradGuard noGrad;
+  for (;;) {
+    MPI_Status status;
+    const int s = waiter_.waitAny(receives_, &status, [&] {
+      std::string servers;
+      for (size_t i = 0; i < receives_.size(); ++i) {
+        if (receives_[i] == MPI_REQUEST_NULL) continue;
+        servers += (servers.empty() ? "" : ", ") + std::to_string(roles_.servers[i]);
+      }
+      return "parameters from server rank(s) " + servers + " after its " + after + " of step " +
+             std::to_string(step);
+    });
+    if (s == MPI_UNDEFINED) return;
+    auto& message = inbox_[static_cast<size_t>(s)];
+    const PsHeader header = message.header();
+    if (header.kind != PsKind::Params ||
+        psReceivedPayload(status, message) != message.payloadElements()) {
+      throw TrainingError("malformed answer (" + std::string(psKindName(header.kind)) +
+                              ") from server rank " + std::to_string(serverRank(s)),
+                          "every rank must run the same ringtrain build and config", rank_);
+    }
+    if (s == 0) serverUpdates_ = header.value;
+    for (const auto& slice : layout_.slicesOf(s)) {
+      flat_[static_cast<size_t>(slice.parameter)]
+          .narrow(0, slice.offset, slice.length)
+          .copy_(message.payload().narrow(0, slice.serverOffset, slice.length));
+    }
+  }
+}
+
+void PsWorker::sendControl(PsKind kind, int64_t step, int64_t flags) {
+  for (int s = 0; s < layout_.numServers(); ++s) {
+    const auto i = static_cast<size_t>(s);
+    waiter_.wait(controlSends_[i], nullptr, [&] {
+      return "the previous control message to server rank " + std::to_string(serverRank(s)) +
+             " to complete";
+    });
+    control_[i].setHeader({kind, step, flags, 0});
+    controlSends_[i] = psIsend(control_[i], serverRank(s), kPsTagToServer, psComm_, rank_);
+  }
+}
+
+void PsWorker::sync(int64_t step, bool checkpoint) {
+  if (armed_) throw TrainingError("sync while a push is being assembled", "", rank_);
+  postReceives();
+  sendControl(PsKind::Sync, step, checkpoint ? kSyncCheckpoint : 0);
+  receiveParameters("sync", step);
+}
+
+void PsWorker::finish() {
+  sendControl(PsKind::Done, 0, 0);
+  waiter_.waitAll(controlSends_, [] { return std::string("the done messages to complete"); });
+  waiter_.waitAll(sends_, [] { return std::string("the last pushes to complete"); });
+}
+
+}  // namespace ringtrain
