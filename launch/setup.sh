@@ -8,6 +8,7 @@ packages=(
   libtorch-dev            # LibTorch 1.13 (CPU)
   libopenmpi-dev openmpi-bin
   libyaml-cpp-dev libcxxopts-dev libgtest-dev zlib1g-dev
+  libgloo-dev             # headers for the Gloo column of bench/allreduce (LibTorch c10d)
   libopenblas0-pthread    # a fast libblas.so.3 for LibTorch's matrix products (see bench/RESULTS.md)
   dataset-fashion-mnist   # IDX files under /usr/share/datasets/fashion-mnist
   fortunes                # text under /usr/share/games/fortunes (configs/lm_fortunes.yaml)
