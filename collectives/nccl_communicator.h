@@ -12,7 +12,8 @@
 // communicator (ncclCommAbort) and throws, since the ranks can no longer be in step.
 //
 // Tensors: contiguous, on this rank's GPU or on the CPU (small reductions of the trainer,
-// e.g. the logged loss: staged through the GPU and copied back when the Work completes).
+// e.g. the logged loss: staged through the GPU and copied back by Work::wait, so wait before
+// reading them even when isCompleted() said true).
 // NCCL chooses the algorithm (ring by default); NCCL_ALGO and the other NCCL_* variables are
 // left to NCCL. Not thread-safe: use a communicator from one thread, as the trainer does.
 #pragma once

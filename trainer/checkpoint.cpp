@@ -60,17 +60,16 @@ void writeTextFile(const std::string& path, const std::string& text) {
 }
 
 // Streams a LibTorch archive straight into a FileWriter, so a failed write reports errno.
+// The callback never reports a short write to LibTorch: its zip writer cannot unwind from
+// one (1.13 terminates in its destructor); the bytes after a failure are dropped instead
+// and the saved errno is thrown once the archive is done.
 void saveArchive(torch::serialize::OutputArchive& archive, const std::string& path) {
   FileWriter out(path);
-  try {
-    archive.save_to([&out](const void* data, size_t size) -> size_t {
-      return out.tryWrite(data, size) ? size : 0;
-    });
-  } catch (const c10::Error&) {
-    out.throwIfFailed();  // the real cause, if it was the file system
-    throw;
-  }
-  out.finish();
+  archive.save_to([&out](const void* data, size_t size) -> size_t {
+    out.tryWrite(data, size);
+    return size;
+  });
+  out.finish();  // throws the first write's errno, if any
 }
 
 std::string stepDirName(int64_t step) {
@@ -95,7 +94,7 @@ void removeQuietly(const fs::path& path) {
 }  // namespace
 
 std::string stableHash(const std::string& text) {
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64-bit offset basis
   for (unsigned char c : text) {
     h ^= c;
     h *= 1099511628211ULL;
@@ -197,7 +196,10 @@ std::string CheckpointStore::save(const torch::nn::Module& model,
       const auto digest = digestFile((tmpDir / file).string());
       manifest << file << ' ' << digest.size << ' ' << digest.crc << '\n';
     }
-    manifest << kManifestTrailer << ' ' << crcOf(manifest.str()) << '\n';
+    // The CRC is taken before the trailer goes in (C++17 evaluates `<<` chains left to
+    // right, so it cannot be computed inside the same expression).
+    const uint32_t manifestCrc = crcOf(manifest.str());
+    manifest << kManifestTrailer << ' ' << manifestCrc << '\n';
     writeTextFile((tmpDir / kManifest).string(), manifest.str());
     syncDirectory(tmpDir.string());
 

@@ -19,8 +19,9 @@ class FileWriter {
   FileWriter& operator=(const FileWriter&) = delete;
 
   void write(const void* data, size_t size);
-  // For writers that report failure by a short count (e.g. LibTorch's archive writer):
-  // returns false instead of throwing; throwIfFailed() then throws the saved cause.
+  // For callers that must not throw from inside a callback (LibTorch's archive writer):
+  // returns false instead of throwing, ignores writes after a failure, and keeps the first
+  // failure's errno for throwIfFailed() and finish().
   bool tryWrite(const void* data, size_t size);
   void throwIfFailed() const;
   // fsync + close; the data is on disk when this returns.

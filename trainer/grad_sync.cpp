@@ -33,8 +33,8 @@ GradSyncOptions postBackwardOptions(double bucketMb, std::chrono::milliseconds t
 
 }  // namespace
 
-std::vector<BucketLayout> planBuckets(const std::vector<torch::Tensor>& parameters,
-                                      double bucketMb, double firstBucketMb) {
+std::vector<BucketLayout> planBuckets(const std::vector<torch::Tensor>& parameters, double bucketMb,
+                                      double firstBucketMb) {
   std::vector<BucketLayout> buckets;
   const double mib = 1024.0 * 1024.0;
   BucketLayout current;
@@ -44,9 +44,8 @@ std::vector<BucketLayout> planBuckets(const std::vector<torch::Tensor>& paramete
     const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
     const bool kindChanges =
         current.numel > 0 && (p.scalar_type() != current.dtype || p.device() != current.device);
-    const bool full = current.numel > 0 &&
-                      (current.numel * static_cast<int64_t>(p.element_size()) + bytes) >
-                          capacityBytes;
+    const bool full = current.numel > 0 && (current.numel * static_cast<int64_t>(p.element_size()) +
+                                            bytes) > capacityBytes;
     if (kindChanges || full) {
       buckets.push_back(std::move(current));
       current = BucketLayout();
@@ -71,8 +70,8 @@ GradCompression parseGradCompression(const std::string& name) {
 }
 
 GradientSynchronizer::GradientSynchronizer(Communicator& comm,
-                                           std::vector<torch::Tensor> parameters,
-                                           double bucketMb, std::chrono::milliseconds timeout)
+                                           std::vector<torch::Tensor> parameters, double bucketMb,
+                                           std::chrono::milliseconds timeout)
     : GradientSynchronizer(comm, std::move(parameters), postBackwardOptions(bucketMb, timeout)) {}
 
 GradientSynchronizer::GradientSynchronizer(Communicator& comm,
@@ -80,9 +79,9 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm,
                                            GradSyncOptions options)
     : comm_(comm), parameters_(std::move(parameters)), options_(options) {
   if (!(options_.bucketMb > 0.0) || !(options_.firstBucketMb > 0.0)) {
-    throw ConfigError("gradient bucket sizes must be > 0 MB, got bucket_mb " +
-                          std::to_string(options_.bucketMb),
-                      "set distributed.bucket_mb to e.g. 25", comm_.rank());
+    throw ConfigError(
+        "gradient bucket sizes must be > 0 MB, got bucket_mb " + std::to_string(options_.bucketMb),
+        "set distributed.bucket_mb to e.g. 25", comm_.rank());
   }
   // Frozen parameters are left alone: plan over the trainable ones, then map the indices
   // back to the caller's list.
@@ -103,10 +102,10 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm,
   bucketOf_.assign(parameters_.size(), layout_.size());
   for (size_t b = 0; b < layout_.size(); ++b) {
     const auto& bucket = layout_[b];
-    buckets_.push_back(torch::zeros({bucket.numel}, torch::TensorOptions()
-                                                        .dtype(wireType(bucket.dtype,
-                                                                        options_.compression))
-                                                        .device(bucket.device)));
+    buckets_.push_back(
+        torch::zeros({bucket.numel}, torch::TensorOptions()
+                                         .dtype(wireType(bucket.dtype, options_.compression))
+                                         .device(bucket.device)));
     for (size_t i = 0; i < bucket.parameterIndices.size(); ++i) {
       const size_t k = bucket.parameterIndices[i];
       const auto& p = parameters_[k];
@@ -187,10 +186,9 @@ void GradientSynchronizer::launchCompletedBuckets() {
 }
 
 void GradientSynchronizer::launch(size_t bucket, bool fromHook) {
-  works_[bucket] = comm_.allreduce(buckets_[bucket], "step " + std::to_string(step_) +
-                                                         ", gradient bucket " +
-                                                         std::to_string(bucket + 1) + " of " +
-                                                         std::to_string(layout_.size()));
+  works_[bucket] = comm_.allreduce(
+      buckets_[bucket], "step " + std::to_string(step_) + ", gradient bucket " +
+                            std::to_string(bucket + 1) + " of " + std::to_string(layout_.size()));
   if (fromHook) ++hookLaunches_;
 }
 

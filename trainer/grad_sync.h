@@ -69,8 +69,8 @@ struct BucketLayout {
 
 // Assigns parameters (given in registration order) to buckets. Pure function: every rank
 // computes the same layout from the same model. A bucket never mixes dtypes or devices.
-std::vector<BucketLayout> planBuckets(const std::vector<torch::Tensor>& parameters,
-                                      double bucketMb, double firstBucketMb = 1.0);
+std::vector<BucketLayout> planBuckets(const std::vector<torch::Tensor>& parameters, double bucketMb,
+                                      double firstBucketMb = 1.0);
 
 enum class GradCompression { None, BFloat16, Float16 };
 
@@ -90,8 +90,8 @@ class GradientSynchronizer {
   GradientSynchronizer(Communicator& comm, std::vector<torch::Tensor> parameters,
                        GradSyncOptions options);
   // Post-backward synchronisation (no overlap, no compression).
-  GradientSynchronizer(Communicator& comm, std::vector<torch::Tensor> parameters,
-                       double bucketMb, std::chrono::milliseconds timeout);
+  GradientSynchronizer(Communicator& comm, std::vector<torch::Tensor> parameters, double bucketMb,
+                       std::chrono::milliseconds timeout);
   // Removes the hooks: the parameters outlive the synchronizer.
   ~GradientSynchronizer();
   GradientSynchronizer(const GradientSynchronizer&) = delete;

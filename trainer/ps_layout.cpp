@@ -44,9 +44,13 @@ PsRoles assignPsRoles(int worldSize, int64_t servers, const std::string& placeme
     for (int r = worldSize - k; r < worldSize; ++r) serves[static_cast<size_t>(r)] = true;
   } else if (placement == "first") {
     for (int r = 0; r < k; ++r) serves[static_cast<size_t>(r)] = true;
+  } else if (placement == "spread" && worldSize < 2 * k) {
+    // Too few ranks for a worker beside every server: some groups would be a lone server,
+    // rank 0 among them. Rank 0 stays a worker (it logs and checkpoints): serve from the end.
+    for (int r = worldSize - k; r < worldSize; ++r) serves[static_cast<size_t>(r)] = true;
   } else if (placement == "spread") {
-    // Group i is ranks [floor(i*W/K), floor((i+1)*W/K)); its last rank serves. Groups have
-    // at least two ranks (K < W), so rank 0 is always a worker.
+    // Group i is ranks [floor(i*W/K), floor((i+1)*W/K)); its last rank serves. With W >= 2K
+    // every group has at least two ranks, so rank 0 is always a worker.
     for (int i = 0; i < k; ++i) {
       const int64_t end = static_cast<int64_t>(i + 1) * worldSize / k;
       serves[static_cast<size_t>(end - 1)] = true;

@@ -164,21 +164,37 @@ void PsTrainer::checkSameLayoutEverywhere() {
 // that servers load the partitions of exactly the step the workers resume at.
 std::string PsTrainer::agreeOnResumeDir() {
   if (options_.resume.empty()) return {};
+  // A NUL byte cannot start a path: it tells the others that the first worker failed, so
+  // that they fail too instead of waiting for it.
+  const std::string failed(1, '\0');
   std::string dir;
+  std::exception_ptr error;
   if (firstWorker()) {
-    const auto warn = [this](const std::string& m) { log("warning: " + m); };
-    if (options_.resume == "auto") {
-      const auto latest = CheckpointStore(runDir_).latestValid(warn);
-      if (latest) {
-        dir = *latest;
+    try {
+      const auto warn = [this](const std::string& m) { log("warning: " + m); };
+      if (options_.resume == "auto") {
+        const auto latest = CheckpointStore(runDir_).latestValid(warn);
+        if (latest) {
+          dir = *latest;
+        } else {
+          log("no checkpoint in " + runDir_ + " yet; starting from scratch");
+        }
       } else {
-        log("no checkpoint in " + runDir_ + " yet; starting from scratch");
+        dir = resolveCheckpoint(options_.resume, warn);
       }
-    } else {
-      dir = resolveCheckpoint(options_.resume, warn);
+    } catch (...) {
+      error = std::current_exception();
+      dir = failed;
     }
   }
-  return broadcastString(dir, roles_.workers[0], comms_->ps.get(), rank_);
+  dir = broadcastString(dir, roles_.workers[0], comms_->ps.get(), rank_);
+  if (error) std::rethrow_exception(error);
+  if (dir == failed) {
+    throw CheckpointError("the first worker (rank " + std::to_string(roles_.workers[0]) +
+                              ") could not open the checkpoint to resume from",
+                          "see rank " + std::to_string(roles_.workers[0]) + "'s error", rank_);
+  }
+  return dir;
 }
 
 TrainSummary PsTrainer::run() {

@@ -1,5 +1,7 @@
 #include "trainer/trainer.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +28,17 @@ namespace ringtrain {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// torch::set_num_threads reaches OpenMP but not OpenBLAS, whose pthread build (Debian's
+// preferred libblas.so.3) keeps its own pool of one thread per core in every process: with one
+// rank per core the ranks then fight over the cores (a 64x784x256 product took 10x longer on 2
+// cores, see bench/RESULTS.md). Match it to the intra-op threads when OpenBLAS is the BLAS.
+void setBlasThreads(int threads) {
+  using SetThreads = void (*)(int);
+  if (void* symbol = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) {
+    reinterpret_cast<SetThreads>(symbol)(threads);
+  }
+}
 
 double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -107,6 +120,7 @@ void Trainer::setUp() {
     threads = std::max<int64_t>(1, cores / ranksHere);
   }
   torch::set_num_threads(static_cast<int>(threads));
+  setBlasThreads(static_cast<int>(threads));
 
   runDir_ = options_.runDir.empty() ? (fs::path("runs") / cfg_.train.run_name).string()
                                     : options_.runDir;

@@ -24,4 +24,4 @@ packages=(
   libyaml-cpp-dev libyaml-cpp0.7 libcxxopts-dev libgtest-dev googletest zlib1g-dev
 )
 (cd "$dest/debs" && apt-get download "${packages[@]}" >/dev/null)
-echo "prepare_carry: $(ls "$dest/debs" | wc -l) packages, $(du -sh "$dest" | cut -f1) in $dest"
+echo "prepare_carry: $(find "$dest/debs" -name "*.deb" | wc -l) packages, $(du -sh "$dest" | cut -f1) in $dest"

@@ -154,8 +154,11 @@ summary = next((r for r in reversed(rt) if r.get("kind") == "summary"), None)
 evals = [r for r in rt if r.get("kind") == "eval"]
 py = next((r for r in reversed(records(os.path.join(res, "pytorch.txt")))
            if r.get("kind") == "pytorch_summary"), None)
-gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                     capture_output=True, text=True).stdout.strip() or "?"
+try:
+    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                         capture_output=True, text=True).stdout.strip() or "?"
+except OSError:
+    gpu = "no nvidia-smi"
 print(f"## GPU: fashion_cnn, 1 epoch, batch 64, 1 rank, {gpu}\n")
 print("| run | steps | wall s | samples/s | test accuracy |")
 print("|---|---|---|---|---|")
@@ -173,7 +176,7 @@ else:
 if summary and py:
     print(f"\nringtrain / PyTorch wall time: {summary['wall_s'] / py['wall_s']:.2f}x")
 PYEOF
-cat "$results/gpu_results.md" | tee -a "$log"
+tee -a "$log" <"$results/gpu_results.md"
 if ((${#failed[@]})); then
   say "FAILED: ${failed[*]}"
   exit 1

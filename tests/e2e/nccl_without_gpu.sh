@@ -19,7 +19,7 @@ rc=$?
 set -e
 cat "$WORK/err.txt"
 [ "$rc" -ne 0 ] || fail "backend nccl without a usable GPU exited 0"
-[ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || fail "backend nccl without a usable GPU hung (timed out)"
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then fail "backend nccl without a usable GPU hung (timed out)"; fi
 # No GPU / CPU-only LibTorch / not built in; with exactly one GPU and a CUDA LibTorch, two
 # ranks cannot each have their own: that is refused just as clearly.
 pattern='^ringtrain: \[rank [01]\] config error: distributed\.backend: nccl (needs a GPU and a CUDA-enabled LibTorch; .+|is not built into this binary .+|needs one GPU per rank, .+) HINT: .+'

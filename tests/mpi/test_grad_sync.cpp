@@ -97,8 +97,8 @@ TEST_P(GradSync, OverlapAndAccumulationAreBitwiseIdenticalToPostBackward) {
       const auto b = train(*comm_, model_, postBackward);
       for (size_t i = 0; i < a.size(); ++i) {
         EXPECT_TRUE(bitwiseEqual(a[i], b[i]))
-            << "parameter " << i << ", accumulation " << accumulation << ", bucket_mb "
-            << bucketMb << ", rank " << comm_->rank();
+            << "parameter " << i << ", accumulation " << accumulation << ", bucket_mb " << bucketMb
+            << ", rank " << comm_->rank();
       }
       expectReplicasIdentical(*comm_, a);
     }
@@ -135,11 +135,14 @@ TEST_P(GradSync, CompressionStaysCloseAndKeepsReplicasIdentical) {
     const auto compressed = train(*comm_, model_, {options(0.05, true, c)}, 2);
     expectReplicasIdentical(*comm_, compressed);
     for (size_t i = 0; i < exact.size(); ++i) {
-      // The update is lr x (16-bit rounded gradient): relative error of a few 2^-8 (bf16)
-      // of how far the parameter moved.
-      const double diff = (compressed[i] - exact[i]).abs().max().item<double>();
-      const double moved = (exact[i] - init[i]).abs().max().item<double>();
-      EXPECT_LE(diff, 0.05 * moved) << "parameter " << i;
+      // Measured as norms over the whole tensor: the rounding error of an element is relative
+      // to the per-rank gradients, which (random labels) mostly cancel in the sum, so single
+      // elements of the average can be off by far more than 2^-8 of their own size.
+      const double diff = (compressed[i] - exact[i]).norm().item<double>();
+      const double moved = (exact[i] - init[i]).norm().item<double>();
+      const double tolerance = c == GradCompression::BFloat16 ? 0.05 : 0.01;
+      EXPECT_LE(diff, tolerance * moved) << "parameter " << i;
+      EXPECT_GT(moved, 0.0) << "parameter " << i;
     }
   }
 }

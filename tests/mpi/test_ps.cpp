@@ -188,7 +188,10 @@ TEST_P(PsBsp, EqualsAllReduceAndSingleProcessOnTheGlobalBatch) {
                                                         cfg.train.max_steps));
       optimizer->step();
     }
-    EXPECT_LT(maxAbsDiff(ps.model(), *reference), 1e-6) << "bsp vs one process";
+    // One process sums the global batch's gradient in another order than the workers' mean
+    // (float rounding, ~1e-7 relative), and AdamW's normalised update magnifies it where
+    // gradients are near zero: the equivalence bound of the all-reduce test, 1e-5.
+    EXPECT_LT(maxAbsDiff(ps.model(), *reference), 1e-5) << "bsp vs one process";
     // The parameters really moved: not a comparison of two untouched models.
     EXPECT_GT(maxAbsDiff(ps.model(), *freshModel(cfg.model.name)), 1e-3);
   }

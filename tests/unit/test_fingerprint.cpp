@@ -127,16 +127,26 @@ TEST(SyncFingerprint, MatchingRanksPass) {
 TEST(SyncFingerprint, MismatchNamesTheRankAndTheFirstDifferingTensorOnEveryRank) {
   auto mlp = makeModel("fashion_mlp");
   const auto good = fingerprintOf(*mlp);
-  auto other = makeModel("fashion_mlp");
-  other->register_parameter("extra", torch::zeros({3}));
-  const auto bad = fingerprintOf(*other);
+  // A rank whose output layer has another shape: the first tensor in bucket order differs.
+  auto bad = good;
+  bad[0] = "fc3.bias [12] Float (bucket 0)";
   const auto errors = runCheck({good, good, bad});
   for (const auto& error : errors) {
     EXPECT_NE(error.find("rank 2 differs from rank 0"), std::string::npos) << error;
+    EXPECT_NE(error.find("first at synchronised tensor #0"), std::string::npos) << error;
     EXPECT_NE(error.find("rank 0 has fc3.bias [10] Float (bucket 0)"), std::string::npos) << error;
-    EXPECT_NE(error.find("rank 2 has extra [3] Float (bucket 0)"), std::string::npos) << error;
+    EXPECT_NE(error.find("rank 2 has fc3.bias [12] Float (bucket 0)"), std::string::npos) << error;
     EXPECT_NE(error.find("start-up"), std::string::npos) << error;
   }
+  // A rank with an extra parameter on the top module (named_parameters lists it first, so
+  // it is synchronised last): the lists differ where rank 0's ends.
+  auto other = makeModel("fashion_mlp");
+  other->register_parameter("extra", torch::zeros({3}));
+  const auto extraErrors = runCheck({good, fingerprintOf(*other)});
+  EXPECT_NE(extraErrors[0].find("rank 0 has nothing (it has only 6 tensors), rank 1 has extra "
+                                "[3] Float (bucket 0)"),
+            std::string::npos)
+      << extraErrors[0];
   // A rank with fewer tensors: the difference is where its list ends.
   auto shorter = good;
   shorter.pop_back();

@@ -180,8 +180,8 @@ TEST(GradientSynchronizer, OverlapGivesBitwiseTheSameGradientsAsPostBackward) {
     const auto pa = overlapped->parameters();
     const auto pb = postBackward->parameters();
     for (size_t i = 0; i < pa.size(); ++i) {
-      ASSERT_TRUE(bitwiseEqual(pa[i].grad(), pb[i].grad())) << "parameter " << i << " step "
-                                                            << step;
+      ASSERT_TRUE(bitwiseEqual(pa[i].grad(), pb[i].grad()))
+          << "parameter " << i << " step " << step;
     }
     optA.step();
     optB.step();
@@ -202,7 +202,9 @@ TEST(GradientSynchronizer, AccumulationMicroBatchesSendNothingAndSumTheirGradien
     sync.prepareBackward(0, m == 2);
     backwardOn(*model, m);
     backwardOn(*reference, m);  // plain accumulation in .grad
-    if (m < 2) { EXPECT_EQ(comm.launches, 0) << "micro-batch " << m; }
+    if (m < 2) {
+      EXPECT_EQ(comm.launches, 0) << "micro-batch " << m;
+    }
   }
   EXPECT_EQ(comm.launches, 4);
   sync.synchronize(0);
@@ -257,7 +259,9 @@ TEST(GradientSynchronizer, ParameterWithoutGradientDoesNotHangAndGetsZeros) {
     ASSERT_TRUE(model->unused.grad().defined());
     EXPECT_EQ(model->unused.grad().abs().sum().item<float>(), 0.0f);
     // The bucket holding the unused parameter could only go out after backward.
-    if (overlap) { EXPECT_LT(sync.bucketsLaunchedDuringBackward(), comm.launches); }
+    if (overlap) {
+      EXPECT_LT(sync.bucketsLaunchedDuringBackward(), comm.launches);
+    }
   }
 }
 
@@ -312,9 +316,7 @@ TEST(GradientSynchronizer, Fp16GradientBeyondItsRangeBecomesInfOnEveryRank) {
 TEST(GradientSynchronizer, DestructorRemovesTheHooks) {
   auto model = makeChain();
   FakeComm comm(2, nullptr);
-  {
-    GradientSynchronizer sync(comm, model->parameters(), smallBuckets(true));
-  }
+  { GradientSynchronizer sync(comm, model->parameters(), smallBuckets(true)); }
   backwardOn(*model, 1);
   backwardOn(*model, 2);
   EXPECT_EQ(comm.launches, 0);
@@ -335,7 +337,9 @@ TEST(GradientSynchronizer, OneRankIsTheIdentityWithoutHooks) {
   const auto r = reference->parameters();
   for (size_t i = 0; i < p.size(); ++i) {
     ASSERT_TRUE(p[i].grad().defined());
-    if (r[i].grad().defined()) { EXPECT_TRUE(bitwiseEqual(p[i].grad(), r[i].grad())); }
+    if (r[i].grad().defined()) {
+      EXPECT_TRUE(bitwiseEqual(p[i].grad(), r[i].grad()));
+    }
   }
 }
 

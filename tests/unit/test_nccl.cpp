@@ -247,7 +247,9 @@ TEST(NcclBuild, DeviceCountReportsWhyThereIsNone) {
   EXPECT_EQ(probeGpu().deviceCount, 0);
   // The CUDA runtime always explains a failure; a clean zero count leaves no reason.
   int raw = -1;
-  if (cudaGetDeviceCount(&raw) != cudaSuccess) { EXPECT_FALSE(error.empty()); }
+  if (cudaGetDeviceCount(&raw) != cudaSuccess) {
+    EXPECT_FALSE(error.empty());
+  }
   cudaGetLastError();
 }
 

@@ -149,14 +149,15 @@ TEST(PsLayout, PartitionsThatCannotBeFormedAreConfigErrors) {
   EXPECT_THROW(PsLayout(sizes({}), 1), ConfigError);
   EXPECT_THROW(PsLayout(sizes({0, 0}), 1), ConfigError);
   EXPECT_THROW(PsLayout(sizes({10}), 0), ConfigError);
-  // One server cannot carry 3 G elements in one message: a hint to add servers.
+  // A partition travels as one MPI message of at most INT_MAX bytes (~536 M floats): one
+  // server cannot carry 768 M elements, a hint to add servers; two can.
   try {
-    PsLayout(sizes({int64_t{3} << 30}), 1);
+    PsLayout(sizes({int64_t{3} << 28}), 1);
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_CONTAINS(e.hint(), "raise ps.servers to at least 2");
   }
-  EXPECT_NO_THROW(PsLayout(sizes({int64_t{3} << 30}), 2));
+  EXPECT_NO_THROW(PsLayout(sizes({int64_t{3} << 28}), 2));
 }
 
 TEST(PsLayout, FingerprintChangesWithCutPointsAndNames) {
