@@ -1,5 +1,6 @@
 // ringtrain command line: parse -> Config -> communicator -> Trainer(cfg).run().
 // Only this file exits the process; library code throws ringtrain::Error.
+#include <cstdio>
 #include <iostream>
 #include <optional>
 
@@ -27,6 +28,15 @@ const Command* findCommand(const std::string& name) {
 
 // The first line of an exception's text: LibTorch appends multi-line stack traces.
 std::string firstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+// One write(2) per line: ranks share the terminal, and a line written in pieces gets
+// interleaved with the other ranks' lines.
+void printErrorLine(const std::string& text) {
+  const std::string line = text + "\n";
+  std::fflush(stdout);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
 
 }  // namespace
 
@@ -70,13 +80,13 @@ int main(int argc, char** argv) {
     ringtrain::cli::CommandContext context{mpi ? &*mpi : nullptr, comm};
     return command->run(args, context);
   } catch (const ringtrain::Error& e) {
-    std::cerr << "ringtrain: " << e.oneLine(rank) << std::endl;
+    printErrorLine("ringtrain: " + e.oneLine(rank));
   } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "ringtrain: " << e.what() << " (see `ringtrain " << name << " --help`)"
-              << std::endl;
+    printErrorLine("ringtrain: " + std::string(e.what()) + " (see `ringtrain " + name +
+                   " --help`)");
   } catch (const std::exception& e) {
-    std::cerr << "ringtrain: [rank " << rank << "] internal error: " << firstLine(e.what())
-              << std::endl;
+    printErrorLine("ringtrain: [rank " + std::to_string(rank) +
+                   "] internal error: " + firstLine(e.what()));
   }
   // Other ranks may be blocked in a collective waiting for this one: take the job down.
   if (worldSize > 1) ringtrain::MpiContext::abortJob(1);

@@ -5,7 +5,7 @@
 # record, and the error for a server count that leaves no worker.
 source "$(dirname "$0")/common.bash"
 [ -d /usr/share/datasets/fashion-mnist ] || fail "dataset-fashion-mnist is not installed"
-CONFIG="$RINGTRAIN_SOURCE_DIR/configs/fashion_mnist_mlp.yaml"
+CONFIG="$RINGTRAIN_SOURCE_DIR/configs/fashion_mnist_mlp_ps.yaml"
 
 check_run() {  # run dir, label
   local run=$1 label=$2
