@@ -5,8 +5,9 @@
 namespace ringtrain::cli {
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> all = {trainCommand(), evalCommand(), prepareTextCommand(), sampleCommand(),
-                                            reportCommand(), exportCommand(), predictCommand()};
+  static const std::vector<Command> all = {trainCommand(),  evalCommand(),   prepareTextCommand(),
+                                           sampleCommand(), reportCommand(), exportCommand(),
+                                           predictCommand()};
   return all;
 }
 

@@ -13,6 +13,7 @@ packages=(
   dataset-fashion-mnist   # IDX files under /usr/share/datasets/fashion-mnist
   fortunes                # text under /usr/share/games/fortunes (configs/lm_fortunes.yaml)
   python3-torch           # the Python client for interop tests and the PyTorch DDP comparison
+  clang-format            # the format check among the tests (.clang-format)
 )
 
 missing=()

@@ -6,4 +6,5 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
 "$root/launch/setup.sh"
 BUILD_DIR="$build" "$root/launch/build.sh" -DRINGTRAIN_WERROR="${RINGTRAIN_WERROR:-OFF}"
-ctest --test-dir "$build" --output-on-failure "$@"
+# Unit tests run two at a time; the MPI and end-to-end tests (RUN_SERIAL) one at a time.
+ctest --test-dir "$build" --output-on-failure -j2 "$@"

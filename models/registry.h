@@ -37,6 +37,6 @@ struct ModelRegistrar {
 #define RINGTRAIN_CONCAT_INNER(a, b) a##b
 #define RINGTRAIN_CONCAT(a, b) RINGTRAIN_CONCAT_INNER(a, b)
 // RINGTRAIN_REGISTER_MODEL("my_model", [](const YAML::Node& opts) { ... return ModelPtr; });
-#define RINGTRAIN_REGISTER_MODEL(name, factory)                                         \
-  static ::ringtrain::detail::ModelRegistrar RINGTRAIN_CONCAT(ringtrainModelRegistrar_, \
-                                                              __LINE__)(name, factory)
+#define RINGTRAIN_REGISTER_MODEL(name, factory)                                                    \
+  static ::ringtrain::detail::ModelRegistrar RINGTRAIN_CONCAT(ringtrainModelRegistrar_, __LINE__)( \
+      name, factory)

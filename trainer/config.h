@@ -19,12 +19,12 @@ struct ModelConfig {
 };
 
 struct DataConfig {
-  std::string name = "fashion_mnist";                      // dataset registry name
+  std::string name = "fashion_mnist";                     // dataset registry name
   std::string dir = "/usr/share/datasets/fashion-mnist";  // where the data files live
-  int64_t batch_size = 64;                                 // per rank
-  int64_t eval_batch_size = 1000;                          // per rank, evaluation only
-  int64_t prefetch = 4;                                    // batches prepared ahead
-  double mean = 0.2860;                                    // input normalisation
+  int64_t batch_size = 64;                                // per rank
+  int64_t eval_batch_size = 1000;                         // per rank, evaluation only
+  int64_t prefetch = 4;                                   // batches prepared ahead
+  double mean = 0.2860;                                   // input normalisation
   double std = 0.3530;
   bool shuffle = true;
   // Language-model token data (data.name: tokens): tokens per training window (the model's
@@ -51,29 +51,29 @@ struct ScheduleConfig {
   int64_t warmup_steps = 0;       // linear warm-up from 0 to optimizer.lr
   int64_t step_size = 1000;       // step: multiply by gamma every step_size steps
   double gamma = 0.1;
-  double min_lr = 0.0;            // cosine: final learning rate
+  double min_lr = 0.0;  // cosine: final learning rate
 };
 
 struct TrainConfig {
-  std::string run_name;        // runs/<run_name>; default: the config file's stem
+  std::string run_name;  // runs/<run_name>; default: the config file's stem
   int64_t epochs = 3;
-  int64_t max_steps = 0;       // 0 = no limit; otherwise stop after this many steps
+  int64_t max_steps = 0;  // 0 = no limit; otherwise stop after this many steps
   uint64_t seed = 42;
-  int64_t log_every = 50;      // steps between progress lines / metrics records
-  double grad_clip_norm = 0.0; // 0 = off
-  int64_t threads = 0;         // intra-op threads per rank; 0 = cores / local ranks
-  int64_t check_replicas_every = 0;  // debug: compare parameter hashes every K steps
-  int64_t grad_accumulation = 1;     // micro-batches per optimizer step
-  std::string on_nonfinite = "abort"; // abort | skip
-  std::string precision = "fp32";     // fp32 | bf16
+  int64_t log_every = 50;              // steps between progress lines / metrics records
+  double grad_clip_norm = 0.0;         // 0 = off
+  int64_t threads = 0;                 // intra-op threads per rank; 0 = cores / local ranks
+  int64_t check_replicas_every = 0;    // debug: compare parameter hashes every K steps
+  int64_t grad_accumulation = 1;       // micro-batches per optimizer step
+  std::string on_nonfinite = "abort";  // abort | skip
+  std::string precision = "fp32";      // fp32 | bf16
 };
 
 struct DistributedConfig {
-  std::string backend = "ring";       // ring | mpi | nccl
-  std::string mode = "allreduce";     // allreduce | ps
+  std::string backend = "ring";    // ring | mpi | nccl
+  std::string mode = "allreduce";  // allreduce | ps
   double bucket_mb = 25.0;
   bool overlap = true;
-  std::string compression = "none";   // none | bf16 | fp16
+  std::string compression = "none";  // none | bf16 | fp16
   double timeout_s = 300.0;
   int64_t fingerprint_every = 1000;  // steps between model fingerprint checks (0: start only)
 };
@@ -106,8 +106,7 @@ struct Config {
   // of the form "section.key=value". Throws ConfigError.
   static Config fromYaml(const std::string& yamlText, const std::string& sourceName,
                          const std::vector<std::string>& overrides = {});
-  static Config fromFile(const std::string& path,
-                         const std::vector<std::string>& overrides = {});
+  static Config fromFile(const std::string& path, const std::vector<std::string>& overrides = {});
 
   // The fully resolved config, every key present, as YAML text that fromYaml accepts.
   std::string toYaml() const;

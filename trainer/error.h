@@ -32,11 +32,11 @@ class Error : public std::runtime_error {
   int rank_;
 };
 
-#define RINGTRAIN_DEFINE_ERROR(Name, label)                      \
-  class Name : public Error {                                    \
-   public:                                                       \
-    using Error::Error;                                          \
-    const char* kind() const override { return label; }          \
+#define RINGTRAIN_DEFINE_ERROR(Name, label)             \
+  class Name : public Error {                           \
+   public:                                              \
+    using Error::Error;                                 \
+    const char* kind() const override { return label; } \
   };
 
 RINGTRAIN_DEFINE_ERROR(ConfigError, "config")

@@ -71,8 +71,7 @@ FaultInjector::FaultInjector(const std::string& spec) {
       }
     }
     if (kind == "hang") {
-      fault.point =
-          at == "checkpoint" ? FaultPoint::BeforeCheckpointSync : FaultPoint::StepStart;
+      fault.point = at == "checkpoint" ? FaultPoint::BeforeCheckpointSync : FaultPoint::StepStart;
       if (!at.empty() && at != "sync" && at != "checkpoint") at = "?";
     } else if (kind == "kill") {
       fault.point = at == "checkpoint" ? FaultPoint::CheckpointWrite : FaultPoint::AfterStep;

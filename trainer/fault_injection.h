@@ -29,7 +29,7 @@
 namespace ringtrain {
 
 enum class FaultPoint {
-  StepStart,        // hang at=sync
+  StepStart,             // hang at=sync
   BeforeCheckpointSync,  // hang at=checkpoint
   AfterStep,             // kill at=step
   CheckpointWrite,       // kill at=checkpoint

@@ -122,8 +122,8 @@ void Trainer::setUp() {
   torch::set_num_threads(static_cast<int>(threads));
   setBlasThreads(static_cast<int>(threads));
 
-  runDir_ = options_.runDir.empty() ? (fs::path("runs") / cfg_.train.run_name).string()
-                                    : options_.runDir;
+  runDir_ =
+      options_.runDir.empty() ? (fs::path("runs") / cfg_.train.run_name).string() : options_.runDir;
   progress_ = std::make_unique<ProgressPrinter>(stdout);
   checkpoints_ = std::make_unique<CheckpointStore>(runDir_);
   if (comm_.rank() == 0) {
@@ -172,8 +172,8 @@ void Trainer::setUp() {
 
   if (comm_.rank() == 0 && !options_.quiet) {
     log("ringtrain " RINGTRAIN_VERSION ": model " + cfg_.model.name + " with " +
-        std::to_string(parameterCount(*model_)) + " parameters, " +
-        std::to_string(comm_.size()) + " rank(s), backend " + comm_.backendName() + ", " +
+        std::to_string(parameterCount(*model_)) + " parameters, " + std::to_string(comm_.size()) +
+        " rank(s), backend " + comm_.backendName() + ", " +
         std::to_string(gradSync_->layout().size()) + " gradient bucket(s), run dir " + runDir_);
   }
 }
@@ -233,8 +233,8 @@ bool Trainer::applyUpdate(double localLoss) {
                         "train.on_nonfinite: skip",
                         comm_.rank());
   }
-  setLearningRate(*optimizer_, scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr,
-                                                     state_.step, totalSteps_));
+  setLearningRate(*optimizer_, scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, state_.step,
+                                                     totalSteps_));
   optimizer_->step();
   optimizer_->zero_grad();
   return true;
@@ -318,8 +318,7 @@ TrainSummary Trainer::run() {
       if (state_.step % cfg_.train.log_every == 0 || state_.step == totalSteps_) {
         // The logged loss is the mean over ranks and over the interval's steps.
         auto lossTotal = torch::tensor({intervalLoss}, torch::kFloat64);
-        comm_.allreduce(lossTotal, "loss, step " + std::to_string(state_.step))
-            ->wait(timeout_);
+        comm_.allreduce(lossTotal, "loss, step " + std::to_string(state_.step))->wait(timeout_);
         const double meanLoss = lossTotal.item<double>() / (intervalSteps * comm_.size());
         const double elapsed = secondsSince(intervalStart);
         const double samplesPerSecond = intervalSteps * globalBatch / std::max(elapsed, 1e-9);
@@ -358,7 +357,8 @@ TrainSummary Trainer::run() {
     if (comm_.rank() == 0) {
       metrics_->eval(state_.step, state_.epoch, lastEval.loss, lastEval.accuracy);
       char line[160];
-      std::snprintf(line, sizeof line, "epoch %lld  step %lld  test loss %.4f  test accuracy %.2f%%",
+      std::snprintf(line, sizeof line,
+                    "epoch %lld  step %lld  test loss %.4f  test accuracy %.2f%%",
                     static_cast<long long>(state_.epoch), static_cast<long long>(state_.step),
                     lastEval.loss, 100.0 * lastEval.accuracy);
       log(line);

@@ -153,7 +153,7 @@ TEST(Config, EmptySectionsAndCommentsKeepDefaults) {
 
 TEST(Config, SchemaCoversSectionsInOrder) {
   const std::vector<std::string> all = {"model", "data",        "optimizer", "schedule",
-                                        "train", "distributed", "ps",       "checkpoint"};
+                                        "train", "distributed", "ps",        "checkpoint"};
   EXPECT_EQ(configSections(), all);
   EXPECT_EQ(configSchema().size(), 51u);  // update when a key is added
   ASSERT_NE(findConfigKey("optimizer", "lr"), nullptr);

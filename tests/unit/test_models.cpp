@@ -56,9 +56,8 @@ class TinyModel : public Model {
   torch::nn::Linear fc_{nullptr};
 };
 
-RINGTRAIN_REGISTER_MODEL("tiny_for_test", [](const YAML::Node&) {
-  return std::make_shared<TinyModel>();
-});
+RINGTRAIN_REGISTER_MODEL("tiny_for_test",
+                         [](const YAML::Node&) { return std::make_shared<TinyModel>(); });
 
 TEST(Models, UserModelsRegisterByMacro) {
   auto model = makeModel("tiny_for_test");
