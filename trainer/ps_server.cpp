@@ -332,6 +332,11 @@ void PsServer::apply(const torch::Tensor& gradient, int64_t step, int64_t totalS
     if (finite && clip > 0.0 && norm + 1e-6 > clip) scale = clip / (norm + 1e-6);
   } else {
     finite = torch::isfinite(gradient).all().item<bool>();
+    // W workers push W gradients per step, each applied on its own: scaled by 1/W, they
+    // add up to the one averaged update of bsp or all-reduce, so a config (learning rate,
+    // momentum) that trains in those modes trains here too. Unscaled, SGD with momentum at
+    // an all-reduce learning rate diverged with 3 workers (bench/RESULTS.md).
+    scale = 1.0 / numWorkers_;
   }
   if (!finite) {
     if (cfg_.train.on_nonfinite == "skip") {

@@ -246,7 +246,7 @@ void constantGradients(Model& model, float value) {
 class PsConsistency : public ::testing::TestWithParam<std::string> {};
 
 // Constant gradients of 1: bsp applies one averaged update per step, asp/ssp one update per
-// push; the parameters move by exactly lr per applied update.
+// push, scaled by 1/workers; either way the parameters move by exactly lr per step.
 TEST_P(PsConsistency, AppliesTheRightNumberOfUpdates) {
   if (worldSize() < 2) GTEST_SKIP() << "needs a server and a worker";
   const std::string consistency = GetParam();
@@ -275,7 +275,7 @@ TEST_P(PsConsistency, AppliesTheRightNumberOfUpdates) {
   auto now = model->parameters();
   auto before = initial->parameters();
   for (size_t i = 0; i < now.size(); ++i) {
-    const auto expectedValue = before[i] - 0.125 * static_cast<double>(expected);
+    const auto expectedValue = before[i] - 0.125 * static_cast<double>(steps);
     EXPECT_LT((now[i] - expectedValue).abs().max().item<double>(), 1e-5) << "parameter " << i;
   }
   worker.finish();
