@@ -10,5 +10,7 @@ while IFS= read -r file; do
     echo "not clang-formatted: $file"
     bad=1
   fi
-done < <(git ls-files '*.cpp' '*.h' 2>/dev/null || find . -name '*.cpp' -o -name '*.h')
+done < <(git ls-files '*.cpp' '*.h' 2>/dev/null ||
+  find . \( -name 'build*' -o -name runs -o -name .git \) -prune -o \
+    \( -name '*.cpp' -o -name '*.h' \) -print)
 exit $bad
