@@ -119,18 +119,16 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm,
 
   // With one rank there is nothing to overlap: synchronize() is the identity.
   if (options_.overlap && comm_.size() > 1) {
+    std::vector<size_t> hooked;
     for (size_t k = 0; k < parameters_.size(); ++k) {
-      if (bucketOf_[k] == layout_.size()) continue;
-      const unsigned handle =
-          parameters_[k].register_hook([this, k](torch::Tensor grad) { onGradient(k, grad); });
-      hooks_.emplace_back(k, handle);
+      if (bucketOf_[k] != layout_.size()) hooked.push_back(k);
     }
+    hooks_ = std::make_unique<AccumulatedGradHooks>(parameters_, hooked,
+                                                    [this](size_t k) { onGradientAccumulated(k); });
   }
 }
 
-GradientSynchronizer::~GradientSynchronizer() {
-  for (const auto& [k, handle] : hooks_) parameters_[k].remove_hook(handle);
-}
+GradientSynchronizer::~GradientSynchronizer() = default;
 
 void GradientSynchronizer::prepareBackward(int64_t step, bool synchronizeAfter) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -138,12 +136,11 @@ void GradientSynchronizer::prepareBackward(int64_t step, bool synchronizeAfter) 
   syncAfterBackward_ = synchronizeAfter;
 }
 
-// Runs inside backward, before autograd adds `grad` into .grad. The packed value is what
-// .grad will hold after that addition, divided by N: exactly what the post-backward path
-// packs, so both paths send the same bits.
-void GradientSynchronizer::onGradient(size_t param, const torch::Tensor& grad) {
+// Runs inside backward, right after autograd added this backward's gradient into .grad: the
+// packed value is exactly what the post-backward path packs, so both paths send the same bits.
+void GradientSynchronizer::onGradientAccumulated(size_t param) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!syncAfterBackward_ || !grad.defined()) return;
+  if (!syncAfterBackward_) return;
   const size_t b = bucketOf_[param];
   if (works_[b]) {
     throw TrainingError(
@@ -154,12 +151,7 @@ void GradientSynchronizer::onGradient(size_t param, const torch::Tensor& grad) {
         comm_.rank());
   }
   torch::NoGradGuard noGrad;
-  const auto& accumulated = parameters_[param].grad();
-  if (accumulated.defined()) {
-    at::mul_out(slotViews_[param], accumulated + grad, scale_);
-  } else {
-    at::mul_out(slotViews_[param], grad, scale_);
-  }
+  packFromGrad(param);
   if (!ready_[param]) {  // a repeated backward re-packs the sum without counting twice
     ready_[param] = 1;
     ++readyCount_[b];

@@ -9,9 +9,11 @@
 // see bench/RESULTS.md. Making .grad a view into the bucket instead would let autograd's own
 // accumulation write into a bucket that is on the wire).
 //
-// Overlap: with `overlap`, a hook on every parameter copies its gradient into the bucket the
-// moment backward produces it, and a bucket's all-reduce is queued on the communicator's
-// thread as soon as its last gradient arrived, while backward continues. Buckets are always
+// Overlap: with `overlap`, a hook on every parameter's gradient accumulator copies the
+// accumulated .grad into the bucket the moment backward has produced it, and a bucket's
+// all-reduce is queued on the communicator's thread as soon as its last gradient arrived,
+// while backward continues. (The hook runs after autograd's addition into .grad, as DDP's
+// does; see trainer/grad_hooks.h for why not a tensor hook.) Buckets are always
 // launched in index order (bucket b only after b-1), because the communicator runs collectives
 // FIFO and every rank must issue them in the same order; a bucket that completes early waits
 // for its predecessors. synchronize() launches whatever backward did not complete and waits.
@@ -29,7 +31,7 @@
 //
 // Accumulation: prepareBackward(false) before the backward of every micro-batch but the last
 // keeps the hooks passive (gradients only accumulate in .grad, like DDP's no_sync); the last
-// micro-batch's hooks pack (accumulated + new) / N.
+// micro-batch's hooks pack the accumulated .grad / N.
 //
 // Compression: with bf16 or fp16 the buckets themselves have the 16-bit type: gradients are
 // cast while being scaled in, reduced in 16 bits on the wire, and cast back on the copy out.
@@ -40,9 +42,9 @@
 // consistently. Values below fp16's subnormal range (about 6e-8 after the 1/N scale) flush to
 // zero; prefer bf16 (float32's range) when gradients are tiny.
 //
-// Reproducibility: overlap changes when buckets are packed and sent, never what is summed or in
-// which order, so overlapped and post-backward synchronisation with the same bucket layout
-// give bitwise identical gradients. The ring's summation order of an element depends on the
+// Reproducibility: overlap changes when buckets are packed and sent, never what is packed,
+// summed or in which order, so overlapped and post-backward synchronisation with the same bucket
+// layout give bitwise identical gradients. The ring's summation order of an element depends on the
 // chunk it falls in, and chunks are cut per bucket; a different bucket_mb therefore changes
 // the order of additions (bitwise equal only up to two ranks, where a + b == b + a exactly).
 #pragma once
@@ -51,11 +53,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "collectives/communicator.h"
+#include "trainer/grad_hooks.h"
 
 namespace ringtrain {
 
@@ -109,13 +113,13 @@ class GradientSynchronizer {
   void synchronize(int64_t step);
 
   const std::vector<BucketLayout>& layout() const { return layout_; }
-  bool overlapping() const { return !hooks_.empty(); }
+  bool overlapping() const { return hooks_ && !hooks_->empty(); }
   // Buckets of the last synchronised step that backward's hooks launched (the rest were
   // launched by synchronize()). For tests and diagnostics.
   int64_t bucketsLaunchedDuringBackward() const { return launchedDuringBackward_; }
 
  private:
-  void onGradient(size_t param, const torch::Tensor& grad);
+  void onGradientAccumulated(size_t param);
   void packFromGrad(size_t param);
   void launchCompletedBuckets();
   void launch(size_t bucket, bool fromHook);
@@ -142,7 +146,7 @@ class GradientSynchronizer {
   int64_t hookLaunches_ = 0;            // this round
   int64_t launchedDuringBackward_ = 0;  // last completed round
 
-  std::vector<std::pair<size_t, unsigned>> hooks_;  // parameter index, hook handle
+  std::unique_ptr<AccumulatedGradHooks> hooks_;  // last: removed first
 };
 
 }  // namespace ringtrain

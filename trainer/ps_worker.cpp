@@ -53,18 +53,18 @@ PsWorker::PsWorker(const Config& cfg, const PsRoles& roles, const PsLayout& layo
   piecesLeft_.assign(static_cast<size_t>(servers), 0);
   sent_.assign(static_cast<size_t>(servers), false);
   if (overlap_) {
+    // A frozen parameter gets no gradient (and takes no hook): pushAndPull packs zeros.
+    std::vector<size_t> hooked;
     for (size_t i = 0; i < parameters_.size(); ++i) {
-      // A frozen parameter gets no gradient (and takes no hook): pushAndPull packs zeros.
-      if (!parameters_[i].requires_grad()) continue;
-      hookHandles_.emplace_back(
-          i, parameters_[i].register_hook(
-                 [this, i](const torch::Tensor& gradient) { onGradient(i, gradient); }));
+      if (parameters_[i].requires_grad()) hooked.push_back(i);
     }
+    hooks_ = std::make_unique<AccumulatedGradHooks>(parameters_, hooked,
+                                                    [this](size_t i) { onGradientAccumulated(i); });
   }
 }
 
 PsWorker::~PsWorker() {
-  for (const auto& [parameter, handle] : hookHandles_) parameters_[parameter].remove_hook(handle);
+  hooks_.reset();
   for (auto& r : receives_) {
     if (r != MPI_REQUEST_NULL) {
       MPI_Cancel(&r);
@@ -120,11 +120,10 @@ void PsWorker::beginBackward(int64_t step, int64_t totalSteps) {
   armed_ = true;
 }
 
-void PsWorker::onGradient(size_t parameter, const torch::Tensor& gradient) {
+void PsWorker::onGradientAccumulated(size_t parameter) {
   if (!armed_ || packed_[parameter]) return;
-  // The hook sees this backward's contribution; earlier micro-batches are already in .grad.
-  const auto& previous = parameters_[parameter].grad();
-  pack(parameter, previous.defined() ? previous + gradient : gradient);
+  // Runs after autograd's addition: .grad holds this backward's and earlier micro-batches'.
+  pack(parameter, parameters_[parameter].grad());
   for (const auto& [server, slice] : pieces_[parameter]) {
     if (--piecesLeft_[static_cast<size_t>(server)] == 0) sendPush(server);
   }

@@ -12,9 +12,11 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <memory>
 #include <vector>
 
 #include "trainer/config.h"
+#include "trainer/grad_hooks.h"
 #include "trainer/ps_layout.h"
 #include "trainer/ps_protocol.h"
 
@@ -51,7 +53,7 @@ class PsWorker {
   int64_t serverUpdates() const { return serverUpdates_; }
 
  private:
-  void onGradient(size_t parameter, const torch::Tensor& gradient);
+  void onGradientAccumulated(size_t parameter);
   void pack(size_t parameter, const torch::Tensor& gradient);
   void sendPush(int server);
   void postReceives();
@@ -68,7 +70,7 @@ class PsWorker {
   std::vector<torch::Tensor> flat_;  // views of the parameters, flattened
   // Per parameter: (server, slice) pieces.
   std::vector<std::vector<std::pair<int, PsSlice>>> pieces_;
-  std::vector<std::pair<size_t, unsigned>> hookHandles_;  // (parameter, hook handle)
+  std::unique_ptr<AccumulatedGradHooks> hooks_;
   bool overlap_;
 
   std::vector<PsMessage> outbox_;   // per server: gradient pushes and Init
