@@ -23,6 +23,15 @@ torch::ScalarType wireType(torch::ScalarType paramType, GradCompression compress
   return paramType;
 }
 
+// A tensor of `sizes` over `flat`'s memory from element `offset` on. Made with set_ rather
+// than as a view (narrow/view), because optimizers detach_() .grad in zero_grad and autograd
+// refuses to detach a view in place.
+torch::Tensor aliasOf(const torch::Tensor& flat, int64_t offset, at::IntArrayRef sizes) {
+  torch::NoGradGuard noGrad;
+  return torch::empty({0}, flat.options())
+      .set_(flat.storage(), flat.storage_offset() + offset, sizes);
+}
+
 GradSyncOptions postBackwardOptions(double bucketMb, std::chrono::milliseconds timeout) {
   GradSyncOptions options;
   options.bucketMb = bucketMb;
@@ -109,8 +118,15 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm,
     for (size_t i = 0; i < bucket.parameterIndices.size(); ++i) {
       const size_t k = bucket.parameterIndices[i];
       const auto& p = parameters_[k];
-      slotViews_[k] = buckets_[b].narrow(0, bucket.offsets[i], p.numel()).view(p.sizes());
       bucketOf_[k] = b;
+      if (gradIsSlot(b)) {
+        slotViews_[k] = aliasOf(buckets_[b], bucket.offsets[i], p.sizes());
+        // Keep what .grad held (a caller may synchronise gradients computed before).
+        if (p.grad().defined()) slotViews_[k].copy_(p.grad());
+        parameters_[k].mutable_grad() = slotViews_[k];
+      } else {
+        slotViews_[k] = buckets_[b].narrow(0, bucket.offsets[i], p.numel()).view(p.sizes());
+      }
     }
   }
   ready_.assign(parameters_.size(), 0);
@@ -150,22 +166,49 @@ void GradientSynchronizer::onGradientAccumulated(size_t param) {
         "but the last (gradient accumulation)",
         comm_.rank());
   }
+  if (ready_[param]) {
+    // Its .grad was already scaled in place (or packed): adding to it would send a mix.
+    throw TrainingError(
+        "parameter #" + std::to_string(param) + " got a second gradient in step " +
+            std::to_string(step_) + " after it was packed for synchronisation",
+        "with several backward passes per step, call prepareBackward(step, false) before all "
+        "but the last (gradient accumulation)",
+        comm_.rank());
+  }
   torch::NoGradGuard noGrad;
   packFromGrad(param);
-  if (!ready_[param]) {  // a repeated backward re-packs the sum without counting twice
-    ready_[param] = 1;
-    ++readyCount_[b];
-    launchCompletedBuckets();
-  }
+  ready_[param] = 1;
+  ++readyCount_[b];
+  launchCompletedBuckets();
+}
+
+bool GradientSynchronizer::gradIsSlot(size_t bucket) const {
+  return comm_.size() > 1 && buckets_[bucket].scalar_type() == layout_[bucket].dtype;
 }
 
 void GradientSynchronizer::packFromGrad(size_t param) {
-  const auto& grad = parameters_[param].grad();
-  if (grad.defined()) {
-    at::mul_out(slotViews_[param], grad, scale_);
-  } else {
-    slotViews_[param].zero_();
+  auto& grad = parameters_[param].mutable_grad();
+  auto& slot = slotViews_[param];
+  if (!gradIsSlot(bucketOf_[param])) {
+    if (grad.defined()) {
+      at::mul_out(slot, grad, scale_);
+    } else {
+      slot.zero_();
+    }
+    return;
   }
+  // .grad is normally the slot itself; autograd or the caller may have replaced it (an
+  // optimizer's zero_grad(set_to_none), a user assigning .grad): copy it in and point .grad
+  // back at the slot.
+  if (!grad.is_same(slot)) {
+    if (grad.defined()) {
+      slot.copy_(grad);
+    } else {
+      slot.zero_();
+    }
+    grad = slot;
+  }
+  slot.mul_(scale_);
 }
 
 void GradientSynchronizer::launchCompletedBuckets() {
@@ -205,6 +248,7 @@ void GradientSynchronizer::synchronize(int64_t step) {
         if (!grad.defined()) grad = torch::zeros_like(parameters_[k]);
         continue;
       }
+      if (grad.is_same(slotViews_[k])) continue;  // the bucket holds .grad itself
       if (!grad.defined()) grad = torch::empty_like(parameters_[k]);
       grad.copy_(slotViews_[k]);
     }

@@ -1,13 +1,20 @@
 // Gradient synchronisation for all-reduce mode.
 //
-// Bucketing: gradients are packed into persistent flat buckets of about `bucketMb` megabytes,
-// filled in reverse order of parameter registration (the order in which backward produces
-// them; the first bucket is smaller, as DDP does, so communication can start early). Each
-// gradient is divided by the world size while it is copied in, so the all-reduced bucket holds
-// the average. One all-reduce per bucket; results are copied back into the .grad tensors (a
-// copy of the gradient bytes per step, measured below 1% of a step for the built-in models;
-// see bench/RESULTS.md. Making .grad a view into the bucket instead would let autograd's own
-// accumulation write into a bucket that is on the wire).
+// Bucketing: gradients live in persistent flat buckets of about `bucketMb` megabytes, filled
+// in reverse order of parameter registration (the order in which backward produces them; the
+// first bucket is smaller, as DDP does, so communication can start early). One all-reduce per
+// bucket. Each gradient is divided by the world size before it is sent, so the all-reduced
+// bucket holds the average.
+//
+// Gradients as bucket slices: for an uncompressed bucket, each parameter's .grad *is* its
+// slice of the bucket (set at construction, like DDP's gradient_as_bucket_view), so autograd
+// accumulates straight into the bucket, the 1/N scale is applied in place, and the average
+// lands in .grad with no copy in or out. The two copies this saves cost about 0.25 ms of a
+// 2.2 ms fashion_mlp step at np 2 (bench/RESULTS.md). If .grad is replaced (LibTorch 2.x's
+// zero_grad sets it to none; a user may assign it), the next pack copies it in and points
+// .grad back at the slice. A slice is never written by autograd while its bucket is on the
+// wire: a gradient arriving then throws (see prepareBackward). Compressed buckets (16-bit on
+// the wire) are packed by a scaling cast and copied back after the all-reduce.
 //
 // Overlap: with `overlap`, a hook on every parameter's gradient accumulator copies the
 // accumulated .grad into the bucket the moment backward has produced it, and a bucket's
@@ -31,7 +38,8 @@
 //
 // Accumulation: prepareBackward(false) before the backward of every micro-batch but the last
 // keeps the hooks passive (gradients only accumulate in .grad, like DDP's no_sync); the last
-// micro-batch's hooks pack the accumulated .grad / N.
+// micro-batch's hooks pack the accumulated .grad / N. A parameter's second gradient after it
+// was packed (two backward passes without prepareBackward(step, false)) throws TrainingError.
 //
 // Compression: with bf16 or fp16 the buckets themselves have the 16-bit type: gradients are
 // cast while being scaled in, reduced in 16 bits on the wire, and cast back on the copy out.
@@ -103,8 +111,9 @@ class GradientSynchronizer {
 
   // Declares the next backward pass: `synchronizeAfter` false for an accumulation micro-batch
   // (its gradients stay local), true for the last micro-batch of step `step`. Without a call,
-  // every backward counts as the last one of its step. A second backward after a bucket was
-  // sent throws TrainingError (its gradient would be lost).
+  // every backward counts as the last one of its step. A second backward that reaches a
+  // parameter already packed for this step throws TrainingError (its gradient would be lost
+  // or mixed into a bucket on the wire).
   void prepareBackward(int64_t step, bool synchronizeAfter);
 
   // Averages the .grad of every parameter across ranks, in place: launches the buckets that
@@ -120,6 +129,9 @@ class GradientSynchronizer {
 
  private:
   void onGradientAccumulated(size_t param);
+  // Whether the parameters of `bucket` have their .grad inside the bucket (no copy in or
+  // out): uncompressed buckets with more than one rank.
+  bool gradIsSlot(size_t bucket) const;
   void packFromGrad(size_t param);
   void launchCompletedBuckets();
   void launch(size_t bucket, bool fromHook);
@@ -130,7 +142,8 @@ class GradientSynchronizer {
   GradSyncOptions options_;
   std::vector<BucketLayout> layout_;
   std::vector<torch::Tensor> buckets_;    // flat, in the wire dtype
-  std::vector<torch::Tensor> slotViews_;  // per parameter: its slice, shaped like it
+  std::vector<torch::Tensor> slotViews_;  // per parameter: its slice, shaped like it (and
+                                          // its .grad where gradIsSlot)
   std::vector<size_t> bucketOf_;          // per parameter
   torch::Tensor scale_;                   // 0-dim: 1 / world size
 

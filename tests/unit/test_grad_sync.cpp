@@ -139,14 +139,16 @@ TEST(GradientSynchronizer, OverlapLaunchesBucketsWhileBackwardRuns) {
   GradientSynchronizer sync(comm, model->parameters(), smallBuckets(true));
   ASSERT_EQ(sync.layout().size(), 4u);
   ASSERT_TRUE(sync.overlapping());
-  // fc0 is registered first, so its gradient comes last (this hook runs after the
-  // synchronizer's own, before autograd stores the gradient): by then the buckets of the
-  // later layers must be on their way, i.e. communication started while backward ran.
+  // fc0 is registered first, so its gradient comes last (this tensor hook runs before
+  // autograd accumulates it into .grad, so before the synchronizer's hook for it): by then
+  // the buckets of the later layers must be on their way, i.e. communication started while
+  // backward ran.
   int launchesBeforeLastGradient = -1;
   bool lastGradientStored = true;
   model->layers[0]->weight.register_hook([&](torch::Tensor) {
     launchesBeforeLastGradient = comm.launches;
-    lastGradientStored = model->layers[0]->weight.grad().defined();
+    const auto& grad = model->layers[0]->weight.grad();  // the (zeroed) bucket slice
+    lastGradientStored = grad.defined() && grad.abs().sum().item<float>() != 0.0f;
   });
   backwardOn(*model, 1);
   EXPECT_FALSE(lastGradientStored);
@@ -251,7 +253,8 @@ TEST(GradientSynchronizer, ParameterWithoutGradientDoesNotHangAndGetsZeros) {
     FakeComm comm(2, &log);
     GradientSynchronizer sync(comm, model->parameters(), smallBuckets(overlap));
     backwardOn(*model, 3);
-    ASSERT_FALSE(model->unused.grad().defined());
+    const auto& unusedGrad = model->unused.grad();  // untouched: undefined or a zero slice
+    ASSERT_TRUE(!unusedGrad.defined() || unusedGrad.abs().sum().item<float>() == 0.0f);
     sync.synchronize(7);
     ASSERT_EQ(static_cast<size_t>(comm.launches), sync.layout().size());
     for (size_t i = 0; i < log.size(); ++i) {
@@ -265,6 +268,59 @@ TEST(GradientSynchronizer, ParameterWithoutGradientDoesNotHangAndGetsZeros) {
       EXPECT_LT(sync.bucketsLaunchedDuringBackward(), comm.launches);
     }
   }
+}
+
+TEST(GradientSynchronizer, GradIsTheBucketSliceAndIsRestoredAfterSetToNone) {
+  for (const bool overlap : {true, false}) {
+    auto model = makeChain();
+    auto reference = makeChain();
+    FakeComm comm(2, nullptr);
+    GradientSynchronizer sync(comm, model->parameters(), smallBuckets(overlap));
+    const auto p = model->parameters();
+    const auto r = reference->parameters();
+    std::vector<void*> slices;
+    for (const auto& t : p) {
+      ASSERT_TRUE(t.grad().defined());  // the zeroed slice, before any backward
+      slices.push_back(t.grad().data_ptr());
+    }
+    torch::optim::SGD optimizer(p, torch::optim::SGDOptions(0.1));
+    for (int step = 0; step < 3; ++step) {
+      if (step == 2) {
+        // What LibTorch 2.x's zero_grad() does by default: the next backward stores a fresh
+        // tensor in .grad, which must still be averaged and land back in the bucket.
+        for (const auto& t : p) t.mutable_grad() = torch::Tensor();
+      }
+      for (const auto& t : r) t.mutable_grad() = torch::Tensor();
+      backwardOn(*model, step);
+      backwardOn(*reference, step);
+      sync.synchronize(step);
+      for (size_t i = 0; i < p.size(); ++i) {
+        // Two identical fake ranks: the average is the gradient itself, exactly.
+        EXPECT_TRUE(bitwiseEqual(p[i].grad(), r[i].grad())) << "parameter " << i;
+        EXPECT_EQ(p[i].grad().data_ptr(), slices[i]) << "parameter " << i << " step " << step;
+      }
+      optimizer.zero_grad();  // LibTorch 1.13: detach_() and zero_() in place
+      for (size_t i = 0; i < p.size(); ++i) {
+        torch::NoGradGuard noGrad;
+        p[i].copy_(r[i]);  // keep both models' parameters equal for the next step
+      }
+    }
+  }
+}
+
+TEST(GradientSynchronizer, SecondBackwardBeforeItsBucketWasSentThrowsToo) {
+  // One bucket that never completes during backward (it holds the unused parameter), so
+  // nothing was sent: the second backward's first gradient reaches a parameter already packed
+  // (scaled in place in its .grad) and must not be mixed into it.
+  auto model = makeChain(/*withUnused=*/true);
+  FakeComm comm(2, nullptr);
+  GradSyncOptions options = smallBuckets(false);
+  options.overlap = true;
+  options.bucketMb = 25.0;
+  options.firstBucketMb = 25.0;
+  GradientSynchronizer sync(comm, model->parameters(), options);
+  backwardOn(*model, 1);
+  EXPECT_THROW(backwardOn(*model, 2), TrainingError);
 }
 
 TEST(GradientSynchronizer, SecondBackwardAfterItsBucketWasSentThrows) {
