@@ -4,10 +4,11 @@
 //   mpirun -np N bench_allreduce [--csv FILE] [--min-bytes B] [--max-bytes B] [--repeats R]
 //                                [--impls ring,mpi,gloo] [--segment-bytes B] [--slots K]
 //
-// Each repeat runs every implementation once, back to back (interleaved, so a noisy
-// neighbour on the machine slows all of them alike); a run's time is the slowest rank's,
-// and the table reports the median over repeats. algbw = S / t and busbw = algbw * 2(n-1)/n,
-// as in nccl-tests (see docs/algorithms.md). Sizes above 16 MiB get fewer repeats.
+// Each repeat runs ring and MPI_Allreduce once, back to back (interleaved, so a noisy
+// neighbour on the machine slows both alike); Gloo is measured after them, in a second sweep
+// over the sizes (its process group keeps a thread busy; see Bench::startGloo). A run's time is the
+// slowest rank's, and the table reports the median over repeats. algbw = S / t and busbw = algbw *
+// 2(n-1)/n, as in nccl-tests (see docs/algorithms.md). Sizes above 16 MiB get fewer repeats.
 #include <mpi.h>
 #include <unistd.h>
 
@@ -155,7 +156,6 @@ class Bench {
     for (const auto& impl : args_.impls) {
       if (impl == "gloo") {
 #ifdef RINGTRAIN_BENCH_GLOO
-        gloo_ = std::make_unique<GlooGroup>(comm_);
         impls_.push_back(impl);
 #else
         if (comm_.rank() == 0) std::printf("# gloo: not built in (see bench CMake output)\n");
@@ -166,6 +166,15 @@ class Bench {
         throw ConfigError("unknown impl '" + impl + "'", "valid: ring, mpi, gloo");
       }
     }
+  }
+
+  // Created only after ring and MPI_Allreduce were measured: a Gloo process group keeps a
+  // thread spinning (about half a core per rank, seen in `top -H`), which slowed ring and
+  // MPI_Allreduce by ~30% at 1 MiB while it existed.
+  void startGloo() {
+#ifdef RINGTRAIN_BENCH_GLOO
+    if (!gloo_) gloo_ = std::make_unique<GlooGroup>(comm_);
+#endif
   }
 
   const std::vector<std::string>& impls() const { return impls_; }
@@ -187,9 +196,9 @@ class Bench {
   }
 
   // Checks each implementation's sum once, so a fast number cannot come from a wrong result.
-  void verify(std::vector<float>& buffer) {
+  void verify(std::vector<float>& buffer, const std::vector<std::string>& impls) {
     const int n = comm_.size();
-    for (const auto& impl : impls_) {
+    for (const auto& impl : impls) {
       std::fill(buffer.begin(), buffer.end(), static_cast<float>(comm_.rank() + 1));
       run(impl, buffer.data(), static_cast<std::int64_t>(buffer.size()));
       const float want = static_cast<float>(n * (n + 1) / 2);
@@ -204,15 +213,16 @@ class Bench {
     std::fill(buffer.begin(), buffer.end(), 0.0f);  // zeros keep repeated sums finite
   }
 
-  std::map<std::string, Result> measure(std::int64_t bytes) {
+  // Measures `impls` (interleaved) at one size.
+  std::map<std::string, Result> measure(std::int64_t bytes, const std::vector<std::string>& impls) {
     const std::int64_t count = bytes / 4;
     std::vector<float> buffer(static_cast<std::size_t>(count));
-    verify(buffer);
-    for (const auto& impl : impls_) run(impl, buffer.data(), count);  // warm-up
+    verify(buffer, impls);
+    for (const auto& impl : impls) run(impl, buffer.data(), count);  // warm-up
     std::map<std::string, std::vector<double>> times;
     const int repeats = repeatsFor(bytes, args_.repeats);
     for (int r = 0; r < repeats; ++r) {
-      for (const auto& impl : impls_) {
+      for (const auto& impl : impls) {
         checkMpi(MPI_Barrier(comm_.get()), "MPI_Barrier");
         const auto start = std::chrono::steady_clock::now();
         run(impl, buffer.data(), count);
@@ -226,7 +236,7 @@ class Bench {
     }
     std::map<std::string, Result> results;
     const int n = comm_.size();
-    for (const auto& impl : impls_) {
+    for (const auto& impl : impls) {
       Result result;
       result.seconds = median(times[impl]);
       result.algbw = static_cast<double>(bytes) / result.seconds / 1e9;
@@ -306,28 +316,47 @@ int benchMain(const MpiContext& mpi, int argc, char** argv) {
     }
     std::printf("\n");
   }
+  // Ring and MPI_Allreduce over every size first, then Gloo (see startGloo).
+  std::vector<std::string> peers;
+  for (const auto& impl : bench.impls()) {
+    if (impl != "gloo") peers.push_back(impl);
+  }
+  std::vector<std::int64_t> sizes;
   for (std::int64_t bytes = args.minBytes; bytes <= args.maxBytes; bytes *= 4) {
-    const auto results = bench.measure(bytes);
-    const Result copy = bench.measureMemcpy(bytes);
-    if (!root) continue;
+    sizes.push_back(bytes);
+  }
+  std::map<std::int64_t, std::map<std::string, Result>> results;
+  std::map<std::int64_t, Result> copies;
+  for (const auto bytes : sizes) {
+    results[bytes] = bench.measure(bytes, peers);
+    copies[bytes] = bench.measureMemcpy(bytes);
+  }
+  if (peers.size() < bench.impls().size()) {
+    bench.startGloo();
+    for (const auto bytes : sizes) results[bytes]["gloo"] = bench.measure(bytes, {"gloo"})["gloo"];
+  }
+  if (!root) return 0;
+  for (const auto bytes : sizes) {
+    const auto& result = results[bytes];
     std::printf("%9s", sizeLabel(bytes).c_str());
     for (const auto& impl : bench.impls()) {
-      const Result& r = results.at(impl);
+      const Result& r = result.at(impl);
       std::printf(" %13.1f %11.2f", r.seconds * 1e6, r.busbw);
       csv << impl << ',' << n << ',' << bytes << ',' << r.seconds * 1e6 << ',' << r.algbw << ','
           << r.busbw << '\n';
     }
+    const Result& copy = copies[bytes];
     std::printf(" %9.2f", copy.busbw);
     csv << "memcpy,1," << bytes << ',' << copy.seconds * 1e6 << ',' << copy.algbw << ','
         << copy.busbw << '\n';
     for (const auto& impl : bench.impls()) {
-      if (impl != "ring" && results.count("ring")) {
-        std::printf("  %9.2fx", results.at("ring").busbw / results.at(impl).busbw);
+      if (impl != "ring" && result.count("ring")) {
+        std::printf("  %9.2fx", result.at("ring").busbw / result.at(impl).busbw);
       }
     }
     std::printf("\n");
-    std::fflush(stdout);
   }
+  std::fflush(stdout);
   return 0;
 }
 
