@@ -12,7 +12,7 @@ its own timer). The steps stay within one epoch at np 2, so no evaluation falls 
 
   /usr/bin/python3 bench/train_vs_ddp/run.py --ringtrain build/ringtrain [--repeats 5]
       [--models fashion_cnn,fashion_mlp] [--nps 1,2] [--blas openblas|reference]
-      [--variant NAME:section.key=value,...] [--csv results.csv]
+      [--variant NAME:section.key=value,...] [--ceiling] [--csv results.csv]
 """
 import argparse
 import csv
@@ -54,23 +54,52 @@ def mpirun(np_, bind):
     return ["mpirun", "--oversubscribe", "--bind-to", bind, "-np", str(np_)]
 
 
-def run_ringtrain(args, model, np_, sets, env):
+def ringtrain_command(args, model, np_, sets, run_dir, mpi_prefix):
     steps, interval = STEPS[model]
+    cmd = mpi_prefix + [args.ringtrain, "train", "--config", os.path.join(ROOT, CONFIGS[model]),
+                        "--run-dir", run_dir]
+    for s in [f"train.max_steps={steps}", f"train.log_every={interval}", "train.threads=1",
+              "train.epochs=1000", "checkpoint.enabled=false"] + sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def ringtrain_samples_per_s(model, np_, run_dir):
+    _, interval = STEPS[model]
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    train = [r for r in records if r["kind"] == "train"][1:]  # drop the warm-up interval
+    seconds = sum(interval * 64 * np_ / r["samples_per_s"] for r in train)
+    return len(train) * interval * 64 * np_ / seconds
+
+
+def run_ringtrain(args, model, np_, sets, env):
     run_dir = tempfile.mkdtemp(prefix="ringtrain-bench-")
     try:
-        cmd = mpirun(np_, args.bind) + [args.ringtrain, "train", "--config",
-                                        os.path.join(ROOT, CONFIGS[model]), "--run-dir", run_dir]
-        for s in [f"train.max_steps={steps}", f"train.log_every={interval}", "train.threads=1",
-                  "train.epochs=1000", "checkpoint.enabled=false"] + sets:
-            cmd += ["--set", s]
+        cmd = ringtrain_command(args, model, np_, sets, run_dir, mpirun(np_, args.bind))
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, timeout=900)
-        with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-            records = [json.loads(line) for line in f if line.strip()]
-        train = [r for r in records if r["kind"] == "train"][1:]  # drop the warm-up interval
-        seconds = sum(interval * 64 * np_ / r["samples_per_s"] for r in train)
-        return len(train) * interval * 64 * np_ / seconds
+        return ringtrain_samples_per_s(model, np_, run_dir)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_ringtrain_independent_pair(args, model, env):
+    """Two single-rank runs at once, one pinned to each core, no communication: what np 2
+    could reach if synchronisation were free. Returns their summed samples/s."""
+    dirs = [tempfile.mkdtemp(prefix="ringtrain-bench-") for _ in range(2)]
+    try:
+        procs = [subprocess.Popen(["taskset", "-c", str(core)] +
+                                  ringtrain_command(args, model, 1, [], d,
+                                                    mpirun(1, "none")),
+                                  env=env, stdout=subprocess.DEVNULL)
+                 for core, d in enumerate(dirs)]
+        for p in procs:
+            if p.wait(timeout=900) != 0:
+                raise RuntimeError(f"independent ringtrain run failed ({p.returncode})")
+        return sum(ringtrain_samples_per_s(model, 1, d) for d in dirs)
+    finally:
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def run_ddp(args, model, np_, env):
@@ -106,6 +135,10 @@ def main():
                     help="extra ringtrain column NAME:key=value,key=value (e.g. "
                          "no-overlap:distributed.overlap=false)")
     ap.add_argument("--no-ddp", action="store_true", help="ringtrain variants only")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also run two independent single-rank jobs at once (one per core, no "
+                         "communication) per repeat: the np-2 throughput free synchronisation "
+                         "would give on this machine")
     ap.add_argument("--csv", help="write every run here")
     args = ap.parse_args()
     args.ringtrain = os.path.abspath(args.ringtrain)
@@ -134,6 +167,11 @@ def main():
                     runs.append((impl, model, np_, rep, sps))
                     print(f"  rep {rep} {model} np{np_} {impl:>12}: {sps:8.0f} samples/s",
                           flush=True)
+            if args.ceiling:
+                sps = run_ringtrain_independent_pair(args, model, env)
+                runs.append(("independent", model, 2, rep, sps))
+                print(f"  rep {rep} {model} 2 x np1 independent: {sps:8.0f} samples/s",
+                      flush=True)
     print(f"# {len(runs)} runs in {time.time() - began:.0f} s; load now "
           f"{os.getloadavg()[0]:.2f}")
 
@@ -175,6 +213,14 @@ def main():
             eff = med["ringtrain", model, 2] / (2 * med["ringtrain", model, 1])
             ok = "ok" if eff >= TARGET_EFFICIENCY[model] else "MISS"
             print(line + f"  >= {TARGET_EFFICIENCY[model]:.2f} {ok}")
+    if args.ceiling and 1 in nps:
+        print("\nmachine ceiling: two independent single-rank runs at once (no communication)")
+        print(f"{'model':<12}{'2 x np1':>12}{'ceiling eff':>14}{'ringtrain eff':>15}")
+        for model in models:
+            pair = statistics.median(r[4] for r in runs if r[:3] == ("independent", model, 2))
+            ceiling = pair / (2 * med["ringtrain", model, 1])
+            eff = med["ringtrain", model, 2] / (2 * med["ringtrain", model, 1]) if 2 in nps else 0
+            print(f"{model:<12}{pair:12.0f}{ceiling:14.2f}{eff:15.2f}")
     if "ddp" in impls and 2 in nps:
         print("\ntargets at np 2: ringtrain/ddp >= " +
               ", ".join(f"{TARGET_RATIO[m]} ({m})" for m in models))
