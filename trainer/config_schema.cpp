@@ -132,6 +132,7 @@ std::vector<ConfigKey> buildSchema() {
     train("grad_clip_norm", &TrainConfig::grad_clip_norm).atLeast(0),
     train("threads", &TrainConfig::threads).atLeast(0),
     train("check_replicas_every", &TrainConfig::check_replicas_every).atLeast(0),
+    train("retain_host_memory", &TrainConfig::retain_host_memory),
     train("grad_accumulation", &TrainConfig::grad_accumulation).atLeast(1),
     train("on_nonfinite", &TrainConfig::on_nonfinite).oneOf({"abort", "skip"}),
     train("precision", &TrainConfig::precision).oneOf({"fp32", "bf16"}),

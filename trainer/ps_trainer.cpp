@@ -5,7 +5,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "collectives/mpi_communicator.h"
 #include "data/dataset_registry.h"
@@ -14,6 +13,7 @@
 #include "models/registry.h"
 #include "trainer/error.h"
 #include "trainer/evaluate.h"
+#include "trainer/host_process.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
 #include "trainer/ps_worker.h"
@@ -84,16 +84,9 @@ std::string PsTrainer::partitionRoot(int server) const {
 }
 
 void PsTrainer::setUp() {
-  int64_t threads = cfg_.train.threads;
-  if (isServer()) {
-    threads = 1;  // an optimizer step on a partition is memory-bound; leave cores to workers
-  } else if (threads <= 0) {
-    const char* localSize = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    const int64_t ranksHere = localSize ? std::max(1, std::atoi(localSize)) : worldSize_;
-    const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
-    threads = std::max<int64_t>(1, cores / ranksHere);
-  }
-  torch::set_num_threads(static_cast<int>(threads));
+  // A server's optimizer step on a partition is memory-bound: it leaves the cores to workers.
+  setIntraOpThreads(isServer() ? 1 : cfg_.train.threads, worldSize_);
+  if (cfg_.train.retain_host_memory) retainFreedHostMemory();
 
   runDir_ =
       options_.runDir.empty() ? (fs::path("runs") / cfg_.train.run_name).string() : options_.runDir;

@@ -1,12 +1,9 @@
 #include "trainer/trainer.h"
 
-#include <dlfcn.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <thread>
 
 #include "collectives/gpu_backend.h"
 #include "data/dataset_registry.h"
@@ -17,6 +14,7 @@
 #include "trainer/evaluate.h"
 #include "trainer/fault_injection.h"
 #include "trainer/grad_sync.h"
+#include "trainer/host_process.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
 #include "trainer/watchdog.h"
@@ -28,17 +26,6 @@ namespace ringtrain {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// torch::set_num_threads reaches OpenMP but not OpenBLAS, whose pthread build (Debian's
-// preferred libblas.so.3) keeps its own pool of one thread per core in every process: with one
-// rank per core the ranks then fight over the cores (a 64x784x256 product took 10x longer on 2
-// cores, see bench/RESULTS.md). Match it to the intra-op threads when OpenBLAS is the BLAS.
-void setBlasThreads(int threads) {
-  using SetThreads = void (*)(int);
-  if (void* symbol = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) {
-    reinterpret_cast<SetThreads>(symbol)(threads);
-  }
-}
 
 double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -111,16 +98,8 @@ void Trainer::log(const std::string& line) {
 }
 
 void Trainer::setUp() {
-  int64_t threads = cfg_.train.threads;
-  if (threads <= 0) {
-    // One rank per core by default: more intra-op threads than cores only thrash.
-    const char* localSize = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    const int64_t ranksHere = localSize ? std::max(1, std::atoi(localSize)) : comm_.size();
-    const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
-    threads = std::max<int64_t>(1, cores / ranksHere);
-  }
-  torch::set_num_threads(static_cast<int>(threads));
-  setBlasThreads(static_cast<int>(threads));
+  setIntraOpThreads(cfg_.train.threads, comm_.size());
+  if (cfg_.train.retain_host_memory) retainFreedHostMemory();
 
   runDir_ =
       options_.runDir.empty() ? (fs::path("runs") / cfg_.train.run_name).string() : options_.runDir;

@@ -111,6 +111,7 @@ train:
   grad_clip_norm: 1.5
   threads: 2
   check_replicas_every: 25
+  retain_host_memory: false
   grad_accumulation: 4
   on_nonfinite: skip
   precision: bf16
@@ -155,7 +156,7 @@ TEST(Config, SchemaCoversSectionsInOrder) {
   const std::vector<std::string> all = {"model", "data",        "optimizer", "schedule",
                                         "train", "distributed", "ps",        "checkpoint"};
   EXPECT_EQ(configSections(), all);
-  EXPECT_EQ(configSchema().size(), 51u);  // update when a key is added
+  EXPECT_EQ(configSchema().size(), 52u);  // update when a key is added
   ASSERT_NE(findConfigKey("optimizer", "lr"), nullptr);
   EXPECT_EQ(findConfigKey("optimizer", "lrr"), nullptr);
 }
@@ -192,6 +193,7 @@ TEST(Config, FullFileSetsEveryField) {
   EXPECT_DOUBLE_EQ(c.train.grad_clip_norm, 1.5);
   EXPECT_EQ(c.train.threads, 2);
   EXPECT_EQ(c.train.check_replicas_every, 25);
+  EXPECT_FALSE(c.train.retain_host_memory);
   EXPECT_EQ(c.train.grad_accumulation, 4);
   EXPECT_EQ(c.train.on_nonfinite, "skip");
   EXPECT_EQ(c.train.precision, "bf16");
