@@ -63,7 +63,7 @@ struct TrainConfig {
   double grad_clip_norm = 0.0;         // 0 = off
   int64_t threads = 0;                 // intra-op threads per rank; 0 = cores / local ranks
   int64_t check_replicas_every = 0;    // debug: compare parameter hashes every K steps
-  bool retain_host_memory = true;      // keep freed CPU memory for reuse (trainer/host_memory.h)
+  bool retain_host_memory = true;      // keep freed CPU memory for reuse (trainer/host_process.h)
   int64_t grad_accumulation = 1;       // micro-batches per optimizer step
   std::string on_nonfinite = "abort";  // abort | skip
   std::string precision = "fp32";      // fp32 | bf16
