@@ -482,6 +482,9 @@ TEST(PsCheckpoint, ResumeFromAPartitionedCheckpointIsExact) {
   PsTrainer resumed(cfg, RunOptions{runDir, step4, true}, freshModel(cfg.model.name), data,
                     nullptr);
   const TrainSummary summary = resumed.run();
+  // The resumed run saves step 8 again, replacing the directory: read it only once every rank
+  // is done (a read racing the replacement sees the old MANIFEST and a new file).
+  MPI_Barrier(MPI_COMM_WORLD);
   if (!resumed.isServer()) {
     EXPECT_EQ(summary.steps, 8);
     EXPECT_EQ(maxAbsDiff(full.model(), resumed.model()), 0.0);
