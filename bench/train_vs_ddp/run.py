@@ -215,12 +215,15 @@ def main():
             print(line + f"  >= {TARGET_EFFICIENCY[model]:.2f} {ok}")
     if args.ceiling and 1 in nps:
         print("\nmachine ceiling: two independent single-rank runs at once (no communication)")
-        print(f"{'model':<12}{'2 x np1':>12}{'ceiling eff':>14}{'ringtrain eff':>15}")
+        print(f"{'model':<12}{'2 x np1':>12}{'ceiling eff':>14}" +
+              (f"{'ringtrain eff':>15}" if 2 in nps else ""))
         for model in models:
             pair = statistics.median(r[4] for r in runs if r[:3] == ("independent", model, 2))
             ceiling = pair / (2 * med["ringtrain", model, 1])
-            eff = med["ringtrain", model, 2] / (2 * med["ringtrain", model, 1]) if 2 in nps else 0
-            print(f"{model:<12}{pair:12.0f}{ceiling:14.2f}{eff:15.2f}")
+            line = f"{model:<12}{pair:12.0f}{ceiling:14.2f}"
+            if 2 in nps:  # without an np-2 run there is no efficiency to set beside it
+                line += f"{med['ringtrain', model, 2] / (2 * med['ringtrain', model, 1]):15.2f}"
+            print(line)
     if "ddp" in impls and 2 in nps:
         print("\ntargets at np 2: ringtrain/ddp >= " +
               ", ".join(f"{TARGET_RATIO[m]} ({m})" for m in models))
