@@ -46,6 +46,15 @@ class Communicator {
   virtual WorkPtr allgather(const torch::Tensor& input, torch::Tensor& output) = 0;
   // Blocks until every rank has entered the barrier.
   virtual void barrier() = 0;
+
+  // Zeroed memory for a 1-D tensor that will be all-reduced again and again (a gradient
+  // bucket). A backend may place it where its all-reduce needs no copy: the ring backend with
+  // all ranks on one node puts it in a shared-memory window, valid until the communicator is
+  // destroyed. Collective: every rank allocates the same sizes in the same order, and uses
+  // each buffer in the same collectives. This default is plain torch::zeros.
+  virtual torch::Tensor allocateBuffer(int64_t numel, const torch::TensorOptions& options) {
+    return torch::zeros({numel}, options);
+  }
 };
 
 }  // namespace ringtrain

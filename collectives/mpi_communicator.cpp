@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "collectives/gpu_backend.h"
+#include "collectives/shm_allreduce.h"
 #include "trainer/error.h"
 
 namespace ringtrain {
@@ -75,13 +76,25 @@ MpiUserOp::~MpiUserOp() {
 }
 
 MpiCommunicator::MpiCommunicator(MPI_Comm parent, AllreduceAlgorithm algorithm,
-                                 std::chrono::milliseconds blockingTimeout)
+                                 std::chrono::milliseconds blockingTimeout, bool sharedMemory)
     : comm_(parent),
       algorithm_(algorithm),
       blockingTimeout_(blockingTimeout),
       sumBFloat16_(&sumBFloat16Op),
       sumFloat16_(&sumFloat16Op),
-      thread_(comm_.rank()) {}
+      thread_(comm_.rank()) {
+  if (algorithm_ != AllreduceAlgorithm::Ring || !sharedMemory || comm_.size() == 1) return;
+  // Every rank learns the same answer: the node's communicator equals the whole one on every
+  // rank or on none. Keyed by rank, so node ranks are the communicator's ranks.
+  MPI_Comm node = MPI_COMM_NULL;
+  checkMpi(
+      MPI_Comm_split_type(comm_.get(), MPI_COMM_TYPE_SHARED, comm_.rank(), MPI_INFO_NULL, &node),
+      "MPI_Comm_split_type", rank());
+  int nodeSize = 0;
+  MPI_Comm_size(node, &nodeSize);
+  if (nodeSize == comm_.size()) node_ = std::make_unique<MpiComm>(node);
+  MPI_Comm_free(&node);
+}
 
 std::string MpiCommunicator::backendName() const {
   return algorithm_ == AllreduceAlgorithm::Ring ? "ring" : "mpi";
@@ -112,6 +125,16 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
       "allreduce(" + tag + ", " + formatBytes(tensorBytes(tensor)) + ", " + backendName() + ")";
   torch::Tensor keep = tensor;  // holds the storage alive until the thread is done with it
   const std::int64_t count = tensor.numel();
+  if (SharedWindow* window = windowOf(tensor)) {
+    const std::int64_t offset =
+        static_cast<const unsigned char*>(tensor.data_ptr()) - window->part(window->rank());
+    return thread_.enqueue(
+        description,
+        [this, keep, window, offset, count, dtype] {
+          shmAllreduce(*window, offset, count, dtype, workspace_, &progress_);
+        },
+        [this] { return progress_.describe(); });
+  }
   if (algorithm_ == AllreduceAlgorithm::Ring) {
     return thread_.enqueue(
         description,
@@ -212,10 +235,41 @@ void MpiCommunicator::barrier() {
       ->wait(blockingTimeout_);
 }
 
+torch::Tensor MpiCommunicator::allocateBuffer(int64_t numel, const torch::TensorOptions& options) {
+  RingDtype dtype{};
+  if (!node_ || !options.device().is_cpu() ||
+      !toRingDtype(options.dtype().toScalarType(), &dtype)) {
+    return Communicator::allocateBuffer(numel, options);
+  }
+  const auto bytes = numel * static_cast<std::int64_t>(dtypeSize(dtype));
+  auto window = std::make_unique<SharedWindow>(node_->get(), bytes);
+  // Not owning: the window lives until the communicator is destroyed.
+  torch::Tensor buffer = torch::from_blob(window->part(window->rank()), {numel}, options);
+  std::lock_guard<std::mutex> lock(windowsMutex_);
+  windows_.push_back(std::move(window));
+  return buffer;
+}
+
+SharedWindow* MpiCommunicator::windowOf(const torch::Tensor& tensor) {
+  if (!node_) return nullptr;
+  const auto* begin = static_cast<const unsigned char*>(tensor.data_ptr());
+  const auto* end = begin + tensorBytes(tensor);
+  std::lock_guard<std::mutex> lock(windowsMutex_);
+  for (const auto& window : windows_) {
+    const unsigned char* part = window->part(window->rank());
+    if (begin >= part && end <= part + window->bytes() && tensorBytes(tensor) > 0) {
+      return window.get();
+    }
+  }
+  return nullptr;
+}
+
 std::unique_ptr<Communicator> makeCommunicator(const std::string& backend, MPI_Comm comm,
-                                               std::chrono::milliseconds blockingTimeout) {
+                                               std::chrono::milliseconds blockingTimeout,
+                                               bool sharedMemory) {
   if (backend == "ring") {
-    return std::make_unique<MpiCommunicator>(comm, AllreduceAlgorithm::Ring, blockingTimeout);
+    return std::make_unique<MpiCommunicator>(comm, AllreduceAlgorithm::Ring, blockingTimeout,
+                                             sharedMemory);
   }
   if (backend == "mpi") {
     return std::make_unique<MpiCommunicator>(comm, AllreduceAlgorithm::Mpi, blockingTimeout);

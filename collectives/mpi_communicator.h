@@ -1,17 +1,23 @@
 // Communicator over MPI for CPU tensors. Every collective runs on one background thread in
 // FIFO order (see CommThread); all-reduce uses either MPI_Allreduce or ringtrain's ring.
+// With the ring, all ranks on one node and `sharedMemory`, allocateBuffer() places buffers in
+// an MPI shared-memory window and their all-reduce reads the peers' data in place
+// (shmAllreduce: the ring's sums, bit for bit, without messages); other tensors take the ring.
 #pragma once
 
 #include <mpi.h>
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "collectives/comm_thread.h"
 #include "collectives/communicator.h"
 #include "collectives/mpi_context.h"
 #include "collectives/ring_allreduce.h"
+#include "collectives/shared_window.h"
 
 namespace ringtrain {
 
@@ -36,9 +42,11 @@ class MpiUserOp {
 class MpiCommunicator : public Communicator {
  public:
   // Duplicates `parent`, so its traffic never mixes with the caller's. `blockingTimeout`
-  // bounds barrier(), the one blocking call. Collective: every rank of `parent` constructs it.
+  // bounds barrier(), the one blocking call. `sharedMemory` lets the ring use shared-memory
+  // buffers when all ranks are on one node. Collective: every rank of `parent` constructs it.
   MpiCommunicator(MPI_Comm parent, AllreduceAlgorithm algorithm,
-                  std::chrono::milliseconds blockingTimeout = std::chrono::minutes(5));
+                  std::chrono::milliseconds blockingTimeout = std::chrono::minutes(5),
+                  bool sharedMemory = true);
   ~MpiCommunicator() override = default;
 
   int rank() const override { return comm_.rank(); }
@@ -50,8 +58,15 @@ class MpiCommunicator : public Communicator {
   WorkPtr broadcast(torch::Tensor& tensor, int root) override;
   WorkPtr allgather(const torch::Tensor& input, torch::Tensor& output) override;
   void barrier() override;
+  // A shared-memory buffer when the ring runs on one node (see the class comment) and the
+  // dtype is supported; otherwise torch::zeros. Called from one thread at a time.
+  torch::Tensor allocateBuffer(int64_t numel, const torch::TensorOptions& options) override;
+  // Whether allocateBuffer() hands out shared memory.
+  bool sharesMemory() const { return node_ != nullptr; }
 
  private:
+  // The window holding `tensor`'s bytes in this rank's part, or null.
+  SharedWindow* windowOf(const torch::Tensor& tensor);
   void runMpiAllreduce(void* data, std::int64_t count, RingDtype dtype);
   void checkTensor(const torch::Tensor& tensor, const char* op) const;
 
@@ -60,17 +75,21 @@ class MpiCommunicator : public Communicator {
   const std::chrono::milliseconds blockingTimeout_;
   MpiUserOp sumBFloat16_;
   MpiUserOp sumFloat16_;
-  RingProgress progress_;    // written by the thread's ring, read by timed-out waiters
-  RingWorkspace workspace_;  // only used on the thread
+  RingProgress progress_;          // written by the thread's ring, read by timed-out waiters
+  RingWorkspace workspace_;        // only used on the thread
+  std::unique_ptr<MpiComm> node_;  // this node's ranks (all of them), when sharing memory
+  std::mutex windowsMutex_;
+  std::vector<std::unique_ptr<SharedWindow>> windows_;  // one per allocateBuffer()
   // Last member: destroyed (drained and joined) before the communicator and ops it uses.
   CommThread thread_;
 };
 
 // Chooses a backend by name: "ring" (ringtrain's ring all-reduce over MPI), "mpi"
 // (MPI_Allreduce) or "nccl". Collective over `comm` (duplicated inside). `blockingTimeout`
-// bounds barrier(). Throws ConfigError for an unknown name or a backend not built in.
+// bounds barrier(); `sharedMemory` as in MpiCommunicator (distributed.shared_memory). Throws
+// ConfigError for an unknown name or a backend not built in.
 std::unique_ptr<Communicator> makeCommunicator(
     const std::string& backend, MPI_Comm comm,
-    std::chrono::milliseconds blockingTimeout = std::chrono::minutes(5));
+    std::chrono::milliseconds blockingTimeout = std::chrono::minutes(5), bool sharedMemory = true);
 
 }  // namespace ringtrain

@@ -25,7 +25,8 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
     PsTrainer(std::move(cfg), options, &context.comm).run();
     return 0;
   }
-  context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD);
+  context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD, std::chrono::minutes(5),
+                                  cfg.distributed.shared_memory);
   Trainer(std::move(cfg), *context.comm, options).run();
   return 0;
 }

@@ -74,6 +74,7 @@ struct DistributedConfig {
   std::string mode = "allreduce";  // allreduce | ps
   double bucket_mb = 25.0;
   bool overlap = true;
+  bool shared_memory = true;         // ring on one node: buckets in a shared-memory window
   std::string compression = "none";  // none | bf16 | fp16
   double timeout_s = 300.0;
   int64_t fingerprint_every = 1000;  // steps between model fingerprint checks (0: start only)

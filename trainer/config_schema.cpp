@@ -141,6 +141,7 @@ std::vector<ConfigKey> buildSchema() {
     distributed("mode", &DistributedConfig::mode).oneOf({"allreduce", "ps"}),
     distributed("bucket_mb", &DistributedConfig::bucket_mb).above(0),
     distributed("overlap", &DistributedConfig::overlap),
+    distributed("shared_memory", &DistributedConfig::shared_memory),
     distributed("compression", &DistributedConfig::compression).oneOf({"none", "bf16", "fp16"}),
     distributed("timeout_s", &DistributedConfig::timeout_s).above(0),
     distributed("fingerprint_every", &DistributedConfig::fingerprint_every).atLeast(0),

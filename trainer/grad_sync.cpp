@@ -111,10 +111,11 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm,
   bucketOf_.assign(parameters_.size(), layout_.size());
   for (size_t b = 0; b < layout_.size(); ++b) {
     const auto& bucket = layout_[b];
+    // From the communicator, which may place it in shared memory (all-reduced in place).
     buckets_.push_back(
-        torch::zeros({bucket.numel}, torch::TensorOptions()
-                                         .dtype(wireType(bucket.dtype, options_.compression))
-                                         .device(bucket.device)));
+        comm_.allocateBuffer(bucket.numel, torch::TensorOptions()
+                                               .dtype(wireType(bucket.dtype, options_.compression))
+                                               .device(bucket.device)));
     for (size_t i = 0; i < bucket.parameterIndices.size(); ++i) {
       const size_t k = bucket.parameterIndices[i];
       const auto& p = parameters_[k];
@@ -144,7 +145,17 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm,
   }
 }
 
-GradientSynchronizer::~GradientSynchronizer() = default;
+GradientSynchronizer::~GradientSynchronizer() {
+  hooks_.reset();
+  // The parameters outlive the buckets, which may be the communicator's memory: a .grad that
+  // is still a bucket slice gets its own copy.
+  torch::NoGradGuard noGrad;
+  for (size_t k = 0; k < parameters_.size(); ++k) {
+    if (bucketOf_[k] == layout_.size() || !gradIsSlot(bucketOf_[k])) continue;
+    auto& grad = parameters_[k].mutable_grad();
+    if (grad.defined() && grad.is_alias_of(slotViews_[k])) grad = grad.clone();
+  }
+}
 
 void GradientSynchronizer::prepareBackward(int64_t step, bool synchronizeAfter) {
   std::lock_guard<std::mutex> lock(mutex_);

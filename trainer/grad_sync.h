@@ -6,6 +6,11 @@
 // bucket. Each gradient is divided by the world size before it is sent, so the all-reduced
 // bucket holds the average.
 //
+// Bucket memory comes from Communicator::allocateBuffer: with the ring backend on one node it
+// is an MPI shared-memory window, summed in place by the shared-memory all-reduce (bitwise the
+// ring's sums; docs/algorithms.md). The destructor gives every .grad that is still a bucket
+// slice its own copy, since the parameters outlive the buckets.
+//
 // Gradients as bucket slices: for an uncompressed bucket, each parameter's .grad *is* its
 // slice of the bucket (set at construction, like DDP's gradient_as_bucket_view), so autograd
 // accumulates straight into the bucket, the 1/N scale is applied in place, and the average
@@ -104,7 +109,8 @@ class GradientSynchronizer {
   // Post-backward synchronisation (no overlap, no compression).
   GradientSynchronizer(Communicator& comm, std::vector<torch::Tensor> parameters, double bucketMb,
                        std::chrono::milliseconds timeout);
-  // Removes the hooks: the parameters outlive the synchronizer.
+  // Removes the hooks and gives every .grad that is still a bucket slice its own copy: the
+  // parameters outlive the synchronizer and its buckets.
   ~GradientSynchronizer();
   GradientSynchronizer(const GradientSynchronizer&) = delete;
   GradientSynchronizer& operator=(const GradientSynchronizer&) = delete;

@@ -1,8 +1,10 @@
 // All-reduce bandwidth: ringtrain's ring vs MPI_Allreduce vs LibTorch's c10d Gloo, float32
 // sum, sizes 4 KiB .. 256 MiB in x4 steps, plus a one-process memcpy row as the ceiling.
+// `shm` is ringtrain's shared-memory all-reduce (what the ring backend uses for gradient
+// buckets when every rank is on one node), on a buffer in an MPI shared-memory window.
 //
 //   mpirun -np N bench_allreduce [--csv FILE] [--min-bytes B] [--max-bytes B] [--repeats R]
-//                                [--impls ring,mpi,gloo] [--segment-bytes B] [--slots K]
+//                                [--impls ring,shm,mpi,gloo] [--segment-bytes B] [--slots K]
 //
 // Each repeat runs ring and MPI_Allreduce once, back to back (interleaved, so a noisy
 // neighbour on the machine slows both alike); Gloo is measured after them, in a second sweep
@@ -27,6 +29,7 @@
 
 #include "collectives/mpi_context.h"
 #include "collectives/ring_allreduce.h"
+#include "collectives/shm_allreduce.h"
 #include "trainer/error.h"
 
 #ifdef RINGTRAIN_BENCH_GLOO
@@ -42,7 +45,7 @@ struct Args {
   std::int64_t minBytes = 4 << 10;
   std::int64_t maxBytes = std::int64_t{256} << 20;
   int repeats = 20;
-  std::vector<std::string> impls = {"ring", "mpi", "gloo"};
+  std::vector<std::string> impls = {"ring", "shm", "mpi", "gloo"};
   RingOptions ring;
 };
 
@@ -60,7 +63,7 @@ Args parseArgs(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") {
       throw ConfigError(
           "usage: bench_allreduce [--csv FILE] [--min-bytes B] [--max-bytes B] "
-          "[--repeats R] [--impls ring,mpi,gloo] [--segment-bytes B] [--slots K]");
+          "[--repeats R] [--impls ring,shm,mpi,gloo] [--segment-bytes B] [--slots K]");
     }
     if (i + 1 >= argc) throw ConfigError("flag " + flag + " needs a value");
     const std::string value = argv[++i];
@@ -162,8 +165,20 @@ class Bench {
 #endif
       } else if (impl == "ring" || impl == "mpi") {
         impls_.push_back(impl);
+      } else if (impl == "shm") {
+        MPI_Comm node = MPI_COMM_NULL;
+        checkMpi(MPI_Comm_split_type(comm_.get(), MPI_COMM_TYPE_SHARED, comm_.rank(), MPI_INFO_NULL,
+                                     &node),
+                 "MPI_Comm_split_type");
+        node_ = MpiComm(node);
+        MPI_Comm_free(&node);
+        if (node_.size() == comm_.size()) {
+          impls_.push_back(impl);
+        } else if (comm_.rank() == 0) {
+          std::printf("# shm: left out, the ranks are not all on one node\n");
+        }
       } else {
-        throw ConfigError("unknown impl '" + impl + "'", "valid: ring, mpi, gloo");
+        throw ConfigError("unknown impl '" + impl + "'", "valid: ring, shm, mpi, gloo");
       }
     }
   }
@@ -178,9 +193,22 @@ class Bench {
   }
 
   const std::vector<std::string>& impls() const { return impls_; }
+  bool has(const std::string& impl) const {
+    return std::find(impls_.begin(), impls_.end(), impl) != impls_.end();
+  }
+
+  // Where `impl` finds its data: shm works on the window, the others on `buffer`.
+  float* dataOf(const std::string& impl, std::vector<float>& buffer) {
+    if (impl == "shm") return reinterpret_cast<float*>(window_->part(window_->rank()));
+    return buffer.data();
+  }
 
   void run(const std::string& impl, float* data, std::int64_t count) {
-    if (impl == "ring") {
+    if (impl == "shm") {
+      shmAllreduce(*window_,
+                   reinterpret_cast<unsigned char*>(data) - window_->part(window_->rank()), count,
+                   RingDtype::Float32, workspace_);
+    } else if (impl == "ring") {
       RingOptions options = args_.ring;
       options.workspace = &workspace_;
       ringAllreduce(data, count, RingDtype::Float32, comm_.get(), options);
@@ -199,33 +227,40 @@ class Bench {
   void verify(std::vector<float>& buffer, const std::vector<std::string>& impls) {
     const int n = comm_.size();
     for (const auto& impl : impls) {
-      std::fill(buffer.begin(), buffer.end(), static_cast<float>(comm_.rank() + 1));
-      run(impl, buffer.data(), static_cast<std::int64_t>(buffer.size()));
+      float* data = dataOf(impl, buffer);
+      std::fill(data, data + buffer.size(), static_cast<float>(comm_.rank() + 1));
+      run(impl, data, static_cast<std::int64_t>(buffer.size()));
       const float want = static_cast<float>(n * (n + 1) / 2);
       const auto bad =
-          std::count_if(buffer.begin(), buffer.end(), [&](float v) { return v != want; });
+          std::count_if(data, data + buffer.size(), [&](float v) { return v != want; });
       if (bad) {
         throw CommError(impl + " all-reduce of " + std::to_string(buffer.size()) + " floats gave " +
                             std::to_string(bad) + " wrong elements",
                         {}, comm_.rank());
       }
     }
-    std::fill(buffer.begin(), buffer.end(), 0.0f);  // zeros keep repeated sums finite
+    for (const auto& impl : impls) {  // zeros keep repeated sums finite
+      std::fill(dataOf(impl, buffer), dataOf(impl, buffer) + buffer.size(), 0.0f);
+    }
   }
 
   // Measures `impls` (interleaved) at one size.
   std::map<std::string, Result> measure(std::int64_t bytes, const std::vector<std::string>& impls) {
     const std::int64_t count = bytes / 4;
     std::vector<float> buffer(static_cast<std::size_t>(count));
+    window_.reset();
+    if (std::find(impls.begin(), impls.end(), "shm") != impls.end()) {
+      window_ = std::make_unique<SharedWindow>(node_.get(), bytes);
+    }
     verify(buffer, impls);
-    for (const auto& impl : impls) run(impl, buffer.data(), count);  // warm-up
+    for (const auto& impl : impls) run(impl, dataOf(impl, buffer), count);  // warm-up
     std::map<std::string, std::vector<double>> times;
     const int repeats = repeatsFor(bytes, args_.repeats);
     for (int r = 0; r < repeats; ++r) {
       for (const auto& impl : impls) {
         checkMpi(MPI_Barrier(comm_.get()), "MPI_Barrier");
         const auto start = std::chrono::steady_clock::now();
-        run(impl, buffer.data(), count);
+        run(impl, dataOf(impl, buffer), count);
         double local =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         double slowest = 0;
@@ -273,6 +308,8 @@ class Bench {
   const MpiComm& comm_;
   std::vector<std::string> impls_;
   RingWorkspace workspace_;
+  MpiComm node_{MPI_COMM_SELF};           // the node's ranks, for shm
+  std::unique_ptr<SharedWindow> window_;  // shm's buffer at the size being measured
 #ifdef RINGTRAIN_BENCH_GLOO
   std::unique_ptr<GlooGroup> gloo_;
 #endif
@@ -311,8 +348,11 @@ int benchMain(const MpiContext& mpi, int argc, char** argv) {
     for (const auto& impl : bench.impls())
       std::printf(" %10s_us %7s_bus", impl.c_str(), impl.c_str());
     std::printf(" %9s", "memcpy");
-    for (const auto& impl : bench.impls()) {
-      if (impl != "ring") std::printf("  ring/%-4s", impl.c_str());
+    for (const auto& base : {"ring", "shm"}) {
+      if (!bench.has(base)) continue;
+      for (const auto& impl : bench.impls()) {
+        if (impl != "ring" && impl != "shm") std::printf("  %s/%-4s", base, impl.c_str());
+      }
     }
     std::printf("\n");
   }
@@ -349,9 +389,12 @@ int benchMain(const MpiContext& mpi, int argc, char** argv) {
     std::printf(" %9.2f", copy.busbw);
     csv << "memcpy,1," << bytes << ',' << copy.seconds * 1e6 << ',' << copy.algbw << ','
         << copy.busbw << '\n';
-    for (const auto& impl : bench.impls()) {
-      if (impl != "ring" && result.count("ring")) {
-        std::printf("  %9.2fx", result.at("ring").busbw / result.at(impl).busbw);
+    for (const auto& base : {"ring", "shm"}) {
+      if (!result.count(base)) continue;
+      for (const auto& impl : bench.impls()) {
+        if (impl != "ring" && impl != "shm") {
+          std::printf("  %9.2fx", result.at(base).busbw / result.at(impl).busbw);
+        }
       }
     }
     std::printf("\n");

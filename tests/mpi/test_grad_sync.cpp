@@ -174,5 +174,38 @@ TEST(GradSyncUnused, RanksWithoutAGradientContributeZeros) {
   }
 }
 
+// Shared-memory buckets (the ring backend on one node) change where the sums are computed,
+// never their bits: training with and without them ends with the same parameters.
+TEST(GradSyncSharedMemory, TrainsBitwiseLikeTheRingMessages) {
+  auto shared = makeCommunicator("ring", MPI_COMM_WORLD);
+  auto messages = makeCommunicator("ring", MPI_COMM_WORLD, kTimeout, /*sharedMemory=*/false);
+  for (const double bucketMb : {0.05, 25.0}) {
+    const RunSpec spec{options(bucketMb, /*overlap=*/true), 1};
+    const auto a = train(*shared, "fashion_mlp", spec);
+    const auto b = train(*messages, "fashion_mlp", spec);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_TRUE(bitwiseEqual(a[i], b[i])) << "parameter " << i << ", bucket_mb " << bucketMb;
+    }
+  }
+}
+
+// The averaged .grad stays readable after the synchronizer and the communicator that owned
+// the shared bucket memory are gone.
+TEST(GradSyncSharedMemory, GradientsOutliveTheCommunicator) {
+  auto weight = torch::ones({300}, torch::requires_grad());
+  int n = 0;
+  {
+    auto comm = makeCommunicator("ring", MPI_COMM_WORLD);
+    n = comm->size();
+    GradientSynchronizer sync(*comm, {weight}, options(25.0, true));
+    (weight * static_cast<double>(comm->rank() + 1)).sum().backward();
+    sync.synchronize(0);
+  }
+  ASSERT_TRUE(weight.grad().defined());
+  const float average = static_cast<float>(n + 1) / 2.0f;  // mean of 1..n
+  EXPECT_TRUE(torch::allclose(weight.grad(), torch::full({300}, average)));
+}
+
 }  // namespace
 }  // namespace ringtrain

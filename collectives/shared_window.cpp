@@ -1,0 +1,76 @@
+#include "collectives/shared_window.h"
+
+#include <sched.h>
+
+#include <cstring>
+#include <exception>
+#include <new>
+
+#include "collectives/mpi_context.h"
+#include "trainer/error.h"
+
+namespace ringtrain {
+namespace {
+
+// The arrival counter gets a cache line to itself, ahead of the data, so spinning on it
+// never touches a line the data lives in.
+constexpr std::int64_t kCounterBytes = 64;
+// Spins before the first sched_yield: a peer that is about to arrive usually does so within
+// a few microseconds, and yielding first would add a scheduler round trip to every step.
+constexpr int kSpinsBeforeYield = 4096;
+
+}  // namespace
+
+SharedWindow::SharedWindow(MPI_Comm node, std::int64_t bytes) : bytes_(bytes) {
+  checkMpi(MPI_Comm_rank(node, &rank_), "MPI_Comm_rank");
+  checkMpi(MPI_Comm_size(node, &size_), "MPI_Comm_size", rank_);
+  if (bytes < 0) throw CommError("SharedWindow: negative size", {}, rank_);
+  MPI_Info info = MPI_INFO_NULL;
+  checkMpi(MPI_Info_create(&info), "MPI_Info_create", rank_);
+  MPI_Info_set(info, "alloc_shared_noncontig", "true");
+  unsigned char* mine = nullptr;
+  const int rc = MPI_Win_allocate_shared(kCounterBytes + bytes, 1, info, node, &mine, &win_);
+  MPI_Info_free(&info);
+  checkMpi(rc, "MPI_Win_allocate_shared", rank_);
+  // The counter is an atomic object living in shared memory: constructed in place, by its
+  // owner only, before the barrier below makes it visible.
+  ::new (static_cast<void*>(mine)) std::atomic<std::int64_t>(0);
+  std::memset(mine + kCounterBytes, 0, static_cast<std::size_t>(bytes));
+  for (int r = 0; r < size_; ++r) {
+    MPI_Aint size = 0;
+    int unit = 0;
+    unsigned char* base = nullptr;
+    checkMpi(MPI_Win_shared_query(win_, r, &size, &unit, &base), "MPI_Win_shared_query", rank_);
+    counters_.push_back(base);
+    parts_.push_back(base + kCounterBytes);
+  }
+  checkMpi(MPI_Barrier(node), "MPI_Barrier (shared window)", rank_);
+}
+
+SharedWindow::~SharedWindow() {
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  if (!finalised && std::uncaught_exceptions() == 0) MPI_Win_free(&win_);
+}
+
+std::atomic<std::int64_t>& SharedWindow::arrivals(int r) const {
+  return *std::launder(
+      reinterpret_cast<std::atomic<std::int64_t>*>(counters_[static_cast<std::size_t>(r)]));
+}
+
+void SharedWindow::arrive(RingProgress* progress, int phase) {
+  ++generation_;
+  arrivals(rank_).store(generation_, std::memory_order_release);
+  for (int k = 1; k < size_; ++k) {
+    const int r = (rank_ + k) % size_;
+    std::atomic<std::int64_t>& count = arrivals(r);
+    if (count.load(std::memory_order_acquire) >= generation_) continue;
+    if (progress) progress->set(RingProgress::Waiting::Recv, r, phase, 2);
+    for (int spins = 0; count.load(std::memory_order_acquire) < generation_; ++spins) {
+      if (spins >= kSpinsBeforeYield) sched_yield();
+    }
+  }
+  if (progress) progress->clear();
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,63 @@
+// Shared-memory all-reduce: a reduce-scatter and an all-gather like the ring's, but every
+// rank reads its peers' data in place instead of receiving copies.
+//
+// Terms (as in ring_allreduce.cpp): the buffer is cut into n chunks, chunk c = elements
+// [off(c), off(c)+len(c)), len = count/n plus one for the first count%n chunks. A block is
+// the piece of a chunk summed at once in a small scratch buffer that stays in L1.
+//
+// 1. arrive: every rank's data is in place.
+// 2. Rank r reduces chunk c = (r+1) % n, the chunk the ring leaves with r, block by block:
+//    scratch = part(c)[block]; scratch += part(c+1)[block]; ... ; += part(c+n-1)[block]. That
+//    is the ring's order of additions for chunk c (its partial sum starts at rank c and
+//    travels right), so the result is bitwise the ring's, for every dtype and world size.
+//    The block is then stored into every rank's part.
+// 3. arrive: every chunk is in every part; no rank touches another's part until the next
+//    call's first arrive.
+//
+// Each rank reads (n-1)/n of the buffer from other parts and writes as much into them: the
+// bytes crossing between cores are the ring's 2(n-1)/n, but there is no copy into or out of
+// a message buffer, no MPI protocol and no pipeline to fill. Parts never overlap, and in step
+// 2 each rank writes only its own chunk's range, so the ranks never write the same line.
+#include "collectives/shm_allreduce.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "trainer/error.h"
+
+namespace ringtrain {
+
+void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count, RingDtype dtype,
+                  RingWorkspace& scratch, RingProgress* progress) {
+  const int n = window.size();
+  const int rank = window.rank();
+  const auto elem = static_cast<std::int64_t>(dtypeSize(dtype));
+  if (count < 0 || offset < 0 || offset + count * elem > window.bytes()) {
+    throw CommError("shmAllreduce: " + std::to_string(count) + " elements at byte " +
+                        std::to_string(offset) + " do not fit the " +
+                        std::to_string(window.bytes()) + "-byte shared window",
+                    {}, rank);
+  }
+  if (n == 1 || count == 0) return;
+
+  constexpr std::int64_t kBlockBytes = 16 * 1024;  // scratch stays in a 32 KiB L1
+  const std::int64_t blockElems = kBlockBytes / elem;
+  unsigned char* sum = scratch.scratch(static_cast<std::size_t>(kBlockBytes));
+  const int c = (rank + 1) % n;
+  const std::int64_t len = count / n + (c < count % n ? 1 : 0);
+  const std::int64_t first =
+      offset + (c * (count / n) + std::min<std::int64_t>(c, count % n)) * elem;
+
+  window.arrive(progress, 0);
+  for (std::int64_t done = 0; done < len; done += blockElems) {
+    const std::int64_t m = std::min(blockElems, len - done);
+    const std::int64_t at = first + done * elem;
+    const auto bytes = static_cast<std::size_t>(m * elem);
+    std::memcpy(sum, window.part(c) + at, bytes);
+    for (int k = 1; k < n; ++k) reduceSum(sum, window.part((c + k) % n) + at, m, dtype);
+    for (int r = 0; r < n; ++r) std::memcpy(window.part(r) + at, sum, bytes);
+  }
+  window.arrive(progress, 1);
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,21 @@
+// All-reduce through a shared-memory window, for ranks on one node: the same sums as
+// ringAllreduce, bit for bit, without sending a message. See shm_allreduce.cpp and
+// docs/algorithms.md.
+#pragma once
+
+#include <cstdint>
+
+#include "collectives/reduce_kernels.h"
+#include "collectives/ring_allreduce.h"
+#include "collectives/shared_window.h"
+
+namespace ringtrain {
+
+// Sums `count` elements of `dtype` that every rank holds at byte `offset` of its own part of
+// `window`, in place: afterwards every rank's part holds the sum there. Collective over the
+// window's ranks, all with the same offset, count and dtype. `scratch` is a block-sized
+// buffer reused across calls (RingWorkspace); `progress` as in ringAllreduce.
+void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count, RingDtype dtype,
+                  RingWorkspace& scratch, RingProgress* progress = nullptr);
+
+}  // namespace ringtrain
