@@ -236,12 +236,8 @@ void MpiCommunicator::barrier() {
 }
 
 torch::Tensor MpiCommunicator::allocateBuffer(int64_t numel, const torch::TensorOptions& options) {
-  RingDtype dtype{};
-  if (!node_ || !options.device().is_cpu() ||
-      !toRingDtype(options.dtype().toScalarType(), &dtype)) {
-    return Communicator::allocateBuffer(numel, options);
-  }
-  const auto bytes = numel * static_cast<std::int64_t>(dtypeSize(dtype));
+  if (!node_ || !options.device().is_cpu()) return Communicator::allocateBuffer(numel, options);
+  const auto bytes = numel * static_cast<std::int64_t>(options.dtype().itemsize());
   auto window = std::make_unique<SharedWindow>(node_->get(), bytes);
   // Not owning: the window lives until the communicator is destroyed.
   torch::Tensor buffer = torch::from_blob(window->part(window->rank()), {numel}, options);

@@ -58,8 +58,8 @@ class MpiCommunicator : public Communicator {
   WorkPtr broadcast(torch::Tensor& tensor, int root) override;
   WorkPtr allgather(const torch::Tensor& input, torch::Tensor& output) override;
   void barrier() override;
-  // A shared-memory buffer when the ring runs on one node (see the class comment) and the
-  // dtype is supported; otherwise torch::zeros. Called from one thread at a time.
+  // A shared-memory buffer (any dtype; allreduce takes the supported ones) when the ring runs
+  // on one node, see the class comment; otherwise torch::zeros.
   torch::Tensor allocateBuffer(int64_t numel, const torch::TensorOptions& options) override;
   // Whether allocateBuffer() hands out shared memory.
   bool sharesMemory() const { return node_ != nullptr; }

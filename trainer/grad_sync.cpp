@@ -107,15 +107,11 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm,
   }
 
   scale_ = torch::scalar_tensor(1.0 / comm_.size(), torch::kFloat64);
+  allocateBuckets();
   slotViews_.resize(parameters_.size());
   bucketOf_.assign(parameters_.size(), layout_.size());
   for (size_t b = 0; b < layout_.size(); ++b) {
     const auto& bucket = layout_[b];
-    // From the communicator, which may place it in shared memory (all-reduced in place).
-    buckets_.push_back(
-        comm_.allocateBuffer(bucket.numel, torch::TensorOptions()
-                                               .dtype(wireType(bucket.dtype, options_.compression))
-                                               .device(bucket.device)));
     for (size_t i = 0; i < bucket.parameterIndices.size(); ++i) {
       const size_t k = bucket.parameterIndices[i];
       const auto& p = parameters_[k];
@@ -142,6 +138,40 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm,
     }
     hooks_ = std::make_unique<AccumulatedGradHooks>(parameters_, hooked,
                                                     [this](size_t k) { onGradientAccumulated(k); });
+  }
+}
+
+// All buckets are slices of one allocation from the communicator, which may place it in
+// shared memory (all-reduced in place) and then allocates collectively. One call per
+// synchronizer, whatever the layout: ranks whose models differ still all return from it and
+// reach the fingerprint check that names the difference, instead of waiting for an
+// allocation the other ranks never make. (Buckets on several devices, which the trainer
+// never makes, get one allocation each.)
+void GradientSynchronizer::allocateBuckets() {
+  const bool oneDevice = std::all_of(layout_.begin(), layout_.end(), [&](const BucketLayout& b) {
+    return b.device == layout_.front().device;
+  });
+  constexpr int64_t kAlign = 64;  // bytes: a cache line, and any dtype's alignment
+  std::vector<int64_t> offsets;
+  int64_t total = 0;
+  for (const auto& bucket : layout_) {
+    total = (total + kAlign - 1) / kAlign * kAlign;
+    offsets.push_back(total);
+    total += bucket.numel *
+             static_cast<int64_t>(c10::elementSize(wireType(bucket.dtype, options_.compression)));
+  }
+  const auto bytes = torch::TensorOptions().dtype(torch::kUInt8);
+  if (oneDevice) {
+    const torch::Device device = layout_.empty() ? torch::Device(torch::kCPU) : layout_[0].device;
+    bucketMemory_ = comm_.allocateBuffer(total, bytes.device(device));
+  }
+  for (size_t b = 0; b < layout_.size(); ++b) {
+    const auto& bucket = layout_[b];
+    const auto type = wireType(bucket.dtype, options_.compression);
+    const int64_t size = bucket.numel * static_cast<int64_t>(c10::elementSize(type));
+    torch::Tensor memory = oneDevice ? bucketMemory_.narrow(0, offsets[b], size)
+                                     : comm_.allocateBuffer(size, bytes.device(bucket.device));
+    buckets_.push_back(memory.view(type));
   }
 }
 

@@ -134,6 +134,7 @@ class GradientSynchronizer {
   int64_t bucketsLaunchedDuringBackward() const { return launchedDuringBackward_; }
 
  private:
+  void allocateBuckets();
   void onGradientAccumulated(size_t param);
   // Whether the parameters of `bucket` have their .grad inside the bucket (no copy in or
   // out): uncompressed buckets with more than one rank.
@@ -147,6 +148,7 @@ class GradientSynchronizer {
   std::vector<torch::Tensor> parameters_;
   GradSyncOptions options_;
   std::vector<BucketLayout> layout_;
+  torch::Tensor bucketMemory_;            // bytes holding every bucket (one device)
   std::vector<torch::Tensor> buckets_;    // flat, in the wire dtype
   std::vector<torch::Tensor> slotViews_;  // per parameter: its slice, shaped like it (and
                                           // its .grad where gradIsSlot)

@@ -190,6 +190,19 @@ TEST(GradSyncSharedMemory, TrainsBitwiseLikeTheRingMessages) {
   }
 }
 
+// Ranks whose models differ (here: rank r has r+1 parameters, one bucket each) must all get
+// through the synchronizer's construction, so that the trainer's fingerprint check can name
+// the difference: the shared bucket memory is one collective allocation whatever the layout.
+TEST(GradSyncSharedMemory, RanksWithDifferentLayoutsAllConstruct) {
+  auto comm = makeCommunicator("ring", MPI_COMM_WORLD);
+  std::vector<torch::Tensor> params;
+  for (int i = 0; i <= comm->rank(); ++i)
+    params.push_back(torch::ones({100}, torch::requires_grad()));
+  GradientSynchronizer sync(*comm, params, options(1e-5, true));
+  EXPECT_EQ(sync.layout().size(), static_cast<size_t>(comm->rank() + 1));
+  comm->barrier();  // reached by every rank: nobody waits in an allocation
+}
+
 // The averaged .grad stays readable after the synchronizer and the communicator that owned
 // the shared bucket memory are gone.
 TEST(GradSyncSharedMemory, GradientsOutliveTheCommunicator) {

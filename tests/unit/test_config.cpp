@@ -120,6 +120,7 @@ distributed:
   mode: ps
   bucket_mb: 0.5
   overlap: false
+  shared_memory: false
   compression: fp16
   timeout_s: 30
 checkpoint:
@@ -156,7 +157,7 @@ TEST(Config, SchemaCoversSectionsInOrder) {
   const std::vector<std::string> all = {"model", "data",        "optimizer", "schedule",
                                         "train", "distributed", "ps",        "checkpoint"};
   EXPECT_EQ(configSections(), all);
-  EXPECT_EQ(configSchema().size(), 52u);  // update when a key is added
+  EXPECT_EQ(configSchema().size(), 53u);  // update when a key is added
   ASSERT_NE(findConfigKey("optimizer", "lr"), nullptr);
   EXPECT_EQ(findConfigKey("optimizer", "lrr"), nullptr);
 }
@@ -201,6 +202,7 @@ TEST(Config, FullFileSetsEveryField) {
   EXPECT_EQ(c.distributed.mode, "ps");
   EXPECT_DOUBLE_EQ(c.distributed.bucket_mb, 0.5);
   EXPECT_FALSE(c.distributed.overlap);
+  EXPECT_FALSE(c.distributed.shared_memory);
   EXPECT_EQ(c.distributed.compression, "fp16");
   EXPECT_DOUBLE_EQ(c.distributed.timeout_s, 30.0);
   EXPECT_EQ(c.checkpoint.every_steps, 200);
