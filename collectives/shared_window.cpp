@@ -18,10 +18,12 @@ constexpr std::int64_t kCounterBytes = 64;
 // Spins before the first sched_yield: a peer that is about to arrive usually does so within
 // a few microseconds, and yielding first would add a scheduler round trip to every step.
 constexpr int kSpinsBeforeYield = 4096;
+// Spins between two calls into MPI's progress engine (a probe costs well under a microsecond).
+constexpr int kSpinsPerProgress = 64;
 
 }  // namespace
 
-SharedWindow::SharedWindow(MPI_Comm node, std::int64_t bytes) : bytes_(bytes) {
+SharedWindow::SharedWindow(MPI_Comm node, std::int64_t bytes) : node_(node), bytes_(bytes) {
   checkMpi(MPI_Comm_rank(node, &rank_), "MPI_Comm_rank");
   checkMpi(MPI_Comm_size(node, &size_), "MPI_Comm_size", rank_);
   if (bytes < 0) throw CommError("SharedWindow: negative size", {}, rank_);
@@ -67,6 +69,14 @@ void SharedWindow::arrive(RingProgress* progress, int phase) {
     if (count.load(std::memory_order_acquire) >= generation_) continue;
     if (progress) progress->set(RingProgress::Waiting::Recv, r, phase, 2);
     for (int spins = 0; count.load(std::memory_order_acquire) < generation_; ++spins) {
+      // Keep MPI progressing while waiting. A message this rank still owes (such as the
+      // acknowledgement of a large receive that an earlier ring all-reduce has finished
+      // here) only goes out from inside an MPI call, and the rank waiting for it may be the
+      // one this loop waits for: without this, the two wait for each other forever.
+      if (spins % kSpinsPerProgress == kSpinsPerProgress - 1) {
+        int flag = 0;
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, node_, &flag, MPI_STATUS_IGNORE);
+      }
       if (spins >= kSpinsBeforeYield) sched_yield();
     }
   }

@@ -20,6 +20,7 @@ class SharedWindow {
   // MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) or one of its duplicates). Every rank gets a
   // zeroed, page-aligned part of `bytes` bytes (each part is placed apart from the others,
   // with alloc_shared_noncontig, so no cache line or page is shared between two ranks' data).
+  // `node` must outlive the window: arrive() probes it to keep MPI progressing.
   SharedWindow(MPI_Comm node, std::int64_t bytes);
   // Frees the window (collective), except while an exception unwinds the stack: then the
   // other ranks are not freeing it too and MPI_Win_free would wait for them forever; the
@@ -38,13 +39,16 @@ class SharedWindow {
   // count has reached it. Stores made before arrive() on any rank are visible after it on all
   // (release/acquire). Spins, yielding the core after a short while so that oversubscribed
   // ranks let the one they wait for run. Blocks forever if a rank never arrives (like
-  // MPI_Wait on a dead peer); `progress`, if given, names the rank waited for, so a timed-out
-  // caller can say which (`phase` 0 of 2: before the reduce-scatter, 1: before the end).
+  // MPI_Wait on a dead peer). While it waits it calls MPI_Iprobe now and then, so that MPI
+  // messages this rank still owes from earlier operations go out (another rank may be
+  // blocked on them before it can arrive). `progress`, if given, names the rank waited for, so a
+  // timed-out caller can say which (`phase` 0 of 2: before the reduce-scatter, 1: before the end).
   void arrive(RingProgress* progress, int phase);
 
  private:
   std::atomic<std::int64_t>& arrivals(int r) const;
 
+  MPI_Comm node_;
   int rank_ = 0;
   int size_ = 1;
   std::int64_t bytes_ = 0;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "collectives/mpi_communicator.h"
@@ -108,6 +109,25 @@ TEST(SharedBuffers, SlicesAreSummedInPlaceLikeTheRing) {
   if (ring->size() > 1) {
     EXPECT_FALSE(torch::equal(slice, values));
   }
+}
+
+// The ring's large messages, then a shared-memory all-reduce, on one communication thread.
+// A rank that finished the ring may still owe MPI protocol messages (the acknowledgement of a
+// large receive); if it then waited at the shared-memory arrival without driving MPI, the
+// peer would wait for that message and never arrive (bench_allreduce hung this way).
+TEST(SharedBuffers, RingMessagesThenSharedMemoryDoNotDeadlock) {
+  auto ring = makeCommunicator("ring", MPI_COMM_WORLD);
+  const std::int64_t count = std::int64_t{16} << 20;  // 64 MiB of float32
+  auto shared = ring->allocateBuffer(count, torch::TensorOptions().dtype(torch::kFloat32));
+  auto plain = torch::ones({count});
+  for (int round = 0; round < 4; ++round) {
+    auto first = ring->allreduce(plain);
+    auto second = ring->allreduce(shared);
+    ASSERT_NO_THROW(first->wait(kTimeout));
+    ASSERT_NO_THROW(second->wait(kTimeout));
+  }
+  EXPECT_EQ(shared[count - 1].item<float>(), 0.0f);
+  EXPECT_EQ(plain[0].item<float>(), std::pow(static_cast<float>(ring->size()), 4.0f));
 }
 
 }  // namespace
