@@ -1,8 +1,11 @@
 #include "collectives/mpi_communicator.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 
 #include "collectives/gpu_backend.h"
 #include "collectives/shm_allreduce.h"
@@ -57,6 +60,19 @@ std::string formatBytes(std::int64_t bytes) {
     std::snprintf(text, sizeof(text), "%lld B", static_cast<long long>(bytes));
   }
   return text;
+}
+
+// Where Open MPI keeps shared-memory windows: files in its osc_sm_backing_directory.
+std::string windowBackingDirectory() {
+  const char* dir = std::getenv("OMPI_MCA_osc_sm_backing_directory");
+  return dir && *dir ? dir : "/dev/shm";
+}
+
+// Free bytes on the filesystem holding `dir`, or -1 if that cannot be told.
+std::int64_t freeBytes(const std::string& dir) {
+  struct statvfs info {};
+  if (statvfs(dir.c_str(), &info) != 0) return -1;
+  return static_cast<std::int64_t>(info.f_bavail) * static_cast<std::int64_t>(info.f_frsize);
 }
 
 std::int64_t tensorBytes(const torch::Tensor& t) {
@@ -238,6 +254,26 @@ void MpiCommunicator::barrier() {
 torch::Tensor MpiCommunicator::allocateBuffer(int64_t numel, const torch::TensorOptions& options) {
   if (!node_ || !options.device().is_cpu()) return Communicator::allocateBuffer(numel, options);
   const auto bytes = numel * static_cast<std::int64_t>(options.dtype().itemsize());
+  // The window is a file in a tmpfs. One too small for every rank's part fails only when a
+  // page is first touched, with SIGBUS (Docker's default /dev/shm is 64 MB). So every rank
+  // checks the free space, and all fall back to ordinary memory together if any lacks it.
+  const std::string dir = windowBackingDirectory();
+  const std::int64_t free = freeBytes(dir);
+  const std::int64_t need = bytes * size() + (std::int64_t{1} << 20);
+  int fits = free < 0 || free >= need ? 1 : 0;
+  checkMpi(MPI_Allreduce(MPI_IN_PLACE, &fits, 1, MPI_INT, MPI_MIN, node_->get()),
+           "MPI_Allreduce (shared memory check)", rank());
+  if (!fits) {
+    if (rank() == 0) {
+      std::fprintf(stderr,
+                   "warning: %s has %s free, less than the %s these buffers need in shared "
+                   "memory; they use the ring's messages instead (slower). HINT: give the node a "
+                   "larger %s (e.g. docker run --shm-size=1g), or set "
+                   "distributed.shared_memory: false\n",
+                   dir.c_str(), formatBytes(free).c_str(), formatBytes(need).c_str(), dir.c_str());
+    }
+    return Communicator::allocateBuffer(numel, options);
+  }
   auto window = std::make_unique<SharedWindow>(node_->get(), bytes);
   // Not owning: the window lives until the communicator is destroyed.
   torch::Tensor buffer = torch::from_blob(window->part(window->rank()), {numel}, options);

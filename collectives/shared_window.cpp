@@ -68,7 +68,7 @@ void SharedWindow::arrive(RingProgress* progress, int phase) {
     std::atomic<std::int64_t>& count = arrivals(r);
     if (count.load(std::memory_order_acquire) >= generation_) continue;
     if (progress) progress->set(RingProgress::Waiting::Recv, r, phase, 2);
-    for (int spins = 0; count.load(std::memory_order_acquire) < generation_; ++spins) {
+    for (std::int64_t spins = 0; count.load(std::memory_order_acquire) < generation_; ++spins) {
       // Keep MPI progressing while waiting. A message this rank still owes (such as the
       // acknowledgement of a large receive that an earlier ring all-reduce has finished
       // here) only goes out from inside an MPI call, and the rank waiting for it may be the
