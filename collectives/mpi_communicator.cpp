@@ -101,15 +101,9 @@ MpiCommunicator::MpiCommunicator(MPI_Comm parent, AllreduceAlgorithm algorithm,
       thread_(comm_.rank()) {
   if (algorithm_ != AllreduceAlgorithm::Ring || !sharedMemory || comm_.size() == 1) return;
   // Every rank learns the same answer: the node's communicator equals the whole one on every
-  // rank or on none. Keyed by rank, so node ranks are the communicator's ranks.
-  MPI_Comm node = MPI_COMM_NULL;
-  checkMpi(
-      MPI_Comm_split_type(comm_.get(), MPI_COMM_TYPE_SHARED, comm_.rank(), MPI_INFO_NULL, &node),
-      "MPI_Comm_split_type", rank());
-  int nodeSize = 0;
-  MPI_Comm_size(node, &nodeSize);
-  if (nodeSize == comm_.size()) node_ = std::make_unique<MpiComm>(node);
-  MPI_Comm_free(&node);
+  // rank or on none. Node ranks are the communicator's ranks.
+  MpiComm node = nodeCommOf(comm_.get());
+  if (node.size() == comm_.size()) node_ = std::make_unique<MpiComm>(std::move(node));
 }
 
 std::string MpiCommunicator::backendName() const {

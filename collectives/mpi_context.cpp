@@ -102,4 +102,15 @@ void MpiComm::reset() noexcept {
   comm_ = MPI_COMM_NULL;
 }
 
+MpiComm nodeCommOf(MPI_Comm parent) {
+  int rank = -1;
+  MPI_Comm_rank(parent, &rank);
+  MPI_Comm node = MPI_COMM_NULL;
+  checkMpi(MPI_Comm_split_type(parent, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node),
+           "MPI_Comm_split_type", rank);
+  MpiComm comm(node);
+  MPI_Comm_free(&node);
+  return comm;
+}
+
 }  // namespace ringtrain

@@ -60,4 +60,8 @@ class MpiComm {
   int size_ = 0;
 };
 
+// The ranks of `parent` that share this node's memory (MPI_COMM_TYPE_SHARED), in `parent`'s
+// rank order. Collective over `parent`.
+MpiComm nodeCommOf(MPI_Comm parent);
+
 }  // namespace ringtrain

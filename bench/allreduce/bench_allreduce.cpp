@@ -166,12 +166,7 @@ class Bench {
       } else if (impl == "ring" || impl == "mpi") {
         impls_.push_back(impl);
       } else if (impl == "shm") {
-        MPI_Comm node = MPI_COMM_NULL;
-        checkMpi(MPI_Comm_split_type(comm_.get(), MPI_COMM_TYPE_SHARED, comm_.rank(), MPI_INFO_NULL,
-                                     &node),
-                 "MPI_Comm_split_type");
-        node_ = MpiComm(node);
-        MPI_Comm_free(&node);
+        node_ = nodeCommOf(comm_.get());
         if (node_.size() == comm_.size()) {
           impls_.push_back(impl);
         } else if (comm_.rank() == 0) {

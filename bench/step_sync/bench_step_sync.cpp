@@ -121,11 +121,7 @@ int benchMain(int argc, char** argv) {
   const Args args = parseArgs(argc, argv);
   MpiComm world(MPI_COMM_WORLD);
   const int rank = world.rank();
-  MPI_Comm nodeHandle = MPI_COMM_NULL;
-  checkMpi(MPI_Comm_split_type(world.get(), MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &nodeHandle),
-           "MPI_Comm_split_type", rank);
-  MpiComm node(nodeHandle);
-  MPI_Comm_free(&nodeHandle);
+  const MpiComm node = nodeCommOf(world.get());
   if (node.size() != world.size()) throw ConfigError("bench_step_sync needs all ranks on one node");
 
   std::vector<float> touch(static_cast<std::size_t>(args.touchBytes / 4));

@@ -17,13 +17,7 @@ namespace {
 const auto kTimeout = std::chrono::milliseconds(60000);
 
 // A node communicator over MPI_COMM_WORLD (the tests run on one node).
-MpiComm nodeComm() {
-  MPI_Comm node = MPI_COMM_NULL;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  MpiComm comm(node);
-  MPI_Comm_free(&node);
-  return comm;
-}
+MpiComm nodeComm() { return nodeCommOf(MPI_COMM_WORLD); }
 
 // Rank-specific values of `dtype`, different on every rank.
 torch::Tensor rankValues(std::int64_t count, torch::ScalarType dtype, int rank) {
