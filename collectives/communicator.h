@@ -29,6 +29,15 @@ class Work {
 
 using WorkPtr = std::shared_ptr<Work>;
 
+// How allreduce combines the ranks' tensors (c10d's ReduceOp, NCCL's ncclRedOp_t).
+enum class ReduceOp {
+  Sum,
+  // The mean, for floating dtypes: bitwise as if every rank had first called
+  // tensor.mul_(1.0 / size()) and then summed, on every backend. A backend may fold the
+  // multiplication into its reduction (the shared-memory all-reduce does, saving a pass).
+  Average,
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -37,8 +46,10 @@ class Communicator {
   virtual int size() const = 0;
   virtual std::string backendName() const = 0;
 
-  // Element-wise sum across ranks, in place. `tag` names the operation in timeout messages.
-  virtual WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag = "allreduce") = 0;
+  // Element-wise sum (or average) across ranks, in place. `tag` names the operation in
+  // timeout messages.
+  virtual WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag = "allreduce",
+                            ReduceOp op = ReduceOp::Sum) = 0;
   // Copies root's tensor into every rank's tensor (same shape and dtype on all ranks).
   virtual WorkPtr broadcast(torch::Tensor& tensor, int root) = 0;
   // output = concatenation of every rank's input along a new leading dimension of size();

@@ -123,7 +123,7 @@ void MpiCommunicator::checkTensor(const torch::Tensor& tensor, const char* op) c
   }
 }
 
-WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag) {
+WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag, ReduceOp op) {
   checkTensor(tensor, "allreduce");
   RingDtype dtype{};
   if (!toRingDtype(tensor.scalar_type(), &dtype)) {
@@ -131,24 +131,32 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
                         " is not supported",
                     "use float32, float64, int32, int64, bfloat16 or float16", rank());
   }
-  const std::string description =
-      "allreduce(" + tag + ", " + formatBytes(tensorBytes(tensor)) + ", " + backendName() + ")";
+  if (op == ReduceOp::Average && !isFloating(dtype)) {
+    throw CommError("allreduce: cannot average " + dtypeName(dtype) + " values",
+                    "use ReduceOp::Sum for integer tensors and divide afterwards", rank());
+  }
+  const std::string description = std::string("allreduce") +
+                                  (op == ReduceOp::Average ? "-average(" : "(") + tag + ", " +
+                                  formatBytes(tensorBytes(tensor)) + ", " + backendName() + ")";
   torch::Tensor keep = tensor;  // holds the storage alive until the thread is done with it
   const std::int64_t count = tensor.numel();
+  // Every rank's share of the average, applied before the sum (ReduceOp's definition).
+  const double scale = op == ReduceOp::Average ? 1.0 / size() : 1.0;
   if (SharedWindow* window = windowOf(tensor)) {
     const std::int64_t offset =
         static_cast<const unsigned char*>(tensor.data_ptr()) - window->part(window->rank());
     return thread_.enqueue(
         description,
-        [this, keep, window, offset, count, dtype] {
-          shmAllreduce(*window, offset, count, dtype, workspace_, &progress_);
+        [this, keep, window, offset, count, dtype, scale] {
+          shmAllreduce(*window, offset, count, dtype, workspace_, &progress_, scale);
         },
         [this] { return progress_.describe(); });
   }
   if (algorithm_ == AllreduceAlgorithm::Ring) {
     return thread_.enqueue(
         description,
-        [this, keep, count, dtype] {
+        [this, keep, count, dtype, scale] {
+          if (scale != 1.0) scaleInPlace(keep.data_ptr(), count, dtype, scale);
           RingOptions options;
           options.progress = &progress_;
           options.workspace = &workspace_;
@@ -157,7 +165,11 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
         [this] { return progress_.describe(); });
   }
   return thread_.enqueue(
-      description, [this, keep, count, dtype] { runMpiAllreduce(keep.data_ptr(), count, dtype); },
+      description,
+      [this, keep, count, dtype, scale] {
+        if (scale != 1.0) scaleInPlace(keep.data_ptr(), count, dtype, scale);
+        runMpiAllreduce(keep.data_ptr(), count, dtype);
+      },
       [] { return std::string("blocked inside MPI_Allreduce"); });
 }
 

@@ -54,7 +54,8 @@ class MpiCommunicator : public Communicator {
   std::string backendName() const override;
 
   // Supported dtypes: float32, float64, int32, int64, bfloat16, float16; CPU, contiguous.
-  WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag = "allreduce") override;
+  WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag = "allreduce",
+                    ReduceOp op = ReduceOp::Sum) override;
   WorkPtr broadcast(torch::Tensor& tensor, int root) override;
   WorkPtr allgather(const torch::Tensor& input, torch::Tensor& output) override;
   void barrier() override;

@@ -339,9 +339,17 @@ WorkPtr NcclCommunicator::launch(std::string description, std::vector<torch::Ten
   return work;
 }
 
-WorkPtr NcclCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag) {
+WorkPtr NcclCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag, ReduceOp op) {
   const ncclDataType_t type = dataTypeOf(tensor, "allreduce");
+  if (op == ReduceOp::Average && !at::isFloatingType(tensor.scalar_type())) {
+    throw CommError(
+        "allreduce: cannot average " + std::string(c10::toString(tensor.scalar_type())) + " values",
+        "use ReduceOp::Sum for integer tensors and divide afterwards", rank());
+  }
   torch::Tensor data = onDevice(tensor, "allreduce");
+  // ReduceOp::Average's definition: each rank scales, then the sum. Queued on the compute
+  // stream, which the NCCL stream waits for (see launch).
+  if (op == ReduceOp::Average) data.mul_(1.0 / size());
   std::function<void()> finish;
   if (!data.is_same(tensor)) finish = [tensor, data]() mutable { tensor.copy_(data); };
   const auto count = static_cast<size_t>(data.numel());

@@ -55,7 +55,8 @@ class NcclCommunicator : public Communicator {
   int device() const { return device_; }
 
   // Supported dtypes: float32, float64, float16, bfloat16, int32, int64, int8, uint8.
-  WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag = "allreduce") override;
+  WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag = "allreduce",
+                    ReduceOp op = ReduceOp::Sum) override;
   WorkPtr broadcast(torch::Tensor& tensor, int root) override;
   WorkPtr allgather(const torch::Tensor& input, torch::Tensor& output) override;
   // MPI barrier (host-side; GPU work already queued is not waited for), bounded by the

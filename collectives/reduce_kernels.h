@@ -20,4 +20,16 @@ std::string dtypeName(RingDtype dtype);
 // inout[i] += in[i] for i in [0, count). The ranges must not overlap.
 void reduceSum(void* inout, const void* in, std::int64_t count, RingDtype dtype);
 
+bool isFloating(RingDtype dtype);
+
+// Scaling, for the average: data[i] *= factor with torch's rounding, so the bits are what
+// tensor.mul_(factor) gives: the factor is first rounded to the dtype, and 16-bit products are
+// computed in float32 and rounded once. Floating dtypes only (throws std::invalid_argument).
+void scaleInPlace(void* data, std::int64_t count, RingDtype dtype, double factor);
+
+// inout[i] += in[i] * factor, the product rounded as scaleInPlace rounds it before the
+// addition: bitwise scaleInPlace(in) followed by reduceSum, without writing `in`.
+void reduceScaledSum(void* inout, const void* in, std::int64_t count, RingDtype dtype,
+                     double factor);
+
 }  // namespace ringtrain

@@ -40,10 +40,8 @@ struct Layout {
   std::int64_t segElems;
   std::int64_t maxSegs;  // segments in the largest chunk (chunk 0)
 
-  std::int64_t chunkLen(int c) const { return count / n + (c < count % n ? 1 : 0); }
-  std::int64_t chunkOff(int c) const {
-    return c * (count / n) + std::min<std::int64_t>(c, count % n);
-  }
+  std::int64_t chunkLen(int c) const { return ringChunk(count, n, c).length; }
+  std::int64_t chunkOff(int c) const { return ringChunk(count, n, c).offset; }
   std::int64_t segs(int c) const { return (chunkLen(c) + segElems - 1) / segElems; }
   // Chunk received in step s; chunkAt(s - 1) is the one sent in step s.
   int chunkAt(int s) const { return ((rank - s - 1) % n + n) % n; }
@@ -59,6 +57,12 @@ struct RecvUnit {
 };
 
 }  // namespace
+
+RingChunk ringChunk(std::int64_t count, int n, int c) {
+  const std::int64_t base = count / n;
+  const std::int64_t extra = count % n;
+  return {c * base + std::min<std::int64_t>(c, extra), base + (c < extra ? 1 : 0)};
+}
 
 void RingProgress::set(Waiting what, int peer, int step, int totalSteps) {
   peer_.store(peer, std::memory_order_relaxed);

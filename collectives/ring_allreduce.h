@@ -61,6 +61,15 @@ struct RingOptions {
   RingWorkspace* workspace = nullptr;  // optional: a temporary one is used if null
 };
 
+// Chunk c of the n chunks a count-element buffer is cut into (the ring's "chunk", see
+// ring_allreduce.cpp): len = count/n plus one for the first count%n chunks. The shared-memory
+// all-reduce cuts buffers the same way, which is what makes its sums bitwise the ring's.
+struct RingChunk {
+  std::int64_t offset;  // in elements
+  std::int64_t length;
+};
+RingChunk ringChunk(std::int64_t count, int n, int c);
+
 // Sums `count` elements of `dtype` at `data` across all ranks of `comm`, in place; every rank
 // ends with the same result. Collective: every rank of `comm` must call it, in the same order
 // relative to other collectives on `comm`, with the same count and dtype. Correct for any

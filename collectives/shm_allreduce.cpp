@@ -10,7 +10,9 @@
 //    scratch = part(c)[block]; scratch += part(c+1)[block]; ... ; += part(c+n-1)[block]. That
 //    is the ring's order of additions for chunk c (its partial sum starts at rank c and
 //    travels right), so the result is bitwise the ring's, for every dtype and world size.
-//    The block is then stored into every rank's part.
+//    The block is then stored into every rank's part. For an average each value is
+//    multiplied by 1/n as it is read (scaled in scratch, or on its way into the addition):
+//    the same products the ring adds after every rank has scaled its own buffer.
 // 3. arrive: every chunk is in every part; no rank touches another's part until the next
 //    call's first arrive.
 //
@@ -28,7 +30,7 @@
 namespace ringtrain {
 
 void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count, RingDtype dtype,
-                  RingWorkspace& scratch, RingProgress* progress) {
+                  RingWorkspace& scratch, RingProgress* progress, double scale) {
   const int n = window.size();
   const int rank = window.rank();
   const auto elem = static_cast<std::int64_t>(dtypeSize(dtype));
@@ -38,15 +40,23 @@ void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count,
                         std::to_string(window.bytes()) + "-byte shared window",
                     {}, rank);
   }
-  if (n == 1 || count == 0) return;
+  const bool scaled = scale != 1.0;
+  if (scaled && !isFloating(dtype)) {
+    throw CommError("shmAllreduce: cannot scale " + dtypeName(dtype) + " values", {}, rank);
+  }
+  if (count == 0) return;
+  if (n == 1) {
+    if (scaled) scaleInPlace(window.part(rank) + offset, count, dtype, scale);
+    return;
+  }
 
   constexpr std::int64_t kBlockBytes = 16 * 1024;  // scratch stays in a 32 KiB L1
   const std::int64_t blockElems = kBlockBytes / elem;
   unsigned char* sum = scratch.scratch(static_cast<std::size_t>(kBlockBytes));
   const int c = (rank + 1) % n;
-  const std::int64_t len = count / n + (c < count % n ? 1 : 0);
-  const std::int64_t first =
-      offset + (c * (count / n) + std::min<std::int64_t>(c, count % n)) * elem;
+  const RingChunk chunk = ringChunk(count, n, c);
+  const std::int64_t len = chunk.length;
+  const std::int64_t first = offset + chunk.offset * elem;
 
   window.arrive(progress, 0);
   for (std::int64_t done = 0; done < len; done += blockElems) {
@@ -54,7 +64,14 @@ void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count,
     const std::int64_t at = first + done * elem;
     const auto bytes = static_cast<std::size_t>(m * elem);
     std::memcpy(sum, window.part(c) + at, bytes);
-    for (int k = 1; k < n; ++k) reduceSum(sum, window.part((c + k) % n) + at, m, dtype);
+    if (scaled) {
+      scaleInPlace(sum, m, dtype, scale);
+      for (int k = 1; k < n; ++k) {
+        reduceScaledSum(sum, window.part((c + k) % n) + at, m, dtype, scale);
+      }
+    } else {
+      for (int k = 1; k < n; ++k) reduceSum(sum, window.part((c + k) % n) + at, m, dtype);
+    }
     for (int r = 0; r < n; ++r) std::memcpy(window.part(r) + at, sum, bytes);
   }
   window.arrive(progress, 1);

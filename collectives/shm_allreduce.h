@@ -15,7 +15,10 @@ namespace ringtrain {
 // `window`, in place: afterwards every rank's part holds the sum there. Collective over the
 // window's ranks, all with the same offset, count and dtype. `scratch` is a block-sized
 // buffer reused across calls (RingWorkspace); `progress` as in ringAllreduce.
+// With `scale` != 1 (floating dtypes only) every rank's values are multiplied by it as they
+// are read, before they are added: bitwise what scaleInPlace on every part followed by the
+// plain sum gives (the average, with scale 1/n), without a pass of its own over the buffer.
 void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count, RingDtype dtype,
-                  RingWorkspace& scratch, RingProgress* progress = nullptr);
+                  RingWorkspace& scratch, RingProgress* progress = nullptr, double scale = 1.0);
 
 }  // namespace ringtrain

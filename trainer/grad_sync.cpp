@@ -249,7 +249,7 @@ void GradientSynchronizer::packFromGrad(size_t param) {
     }
     grad = slot;
   }
-  slot.mul_(scale_);
+  // The 1/N scale is the all-reduce's (ReduceOp::Average; see launch).
 }
 
 void GradientSynchronizer::launchCompletedBuckets() {
@@ -262,9 +262,15 @@ void GradientSynchronizer::launchCompletedBuckets() {
 }
 
 void GradientSynchronizer::launch(size_t bucket, bool fromHook) {
-  works_[bucket] = comm_.allreduce(
-      buckets_[bucket], "step " + std::to_string(step_) + ", gradient bucket " +
-                            std::to_string(bucket + 1) + " of " + std::to_string(layout_.size()));
+  // A bucket of .grad slices still holds the raw gradients: the all-reduce averages them,
+  // bitwise as scaling each slice by 1/N and summing would (the shared-memory all-reduce
+  // folds the scale into its reduction). A compressed bucket was scaled while it was cast.
+  const ReduceOp op = gradIsSlot(bucket) ? ReduceOp::Average : ReduceOp::Sum;
+  works_[bucket] =
+      comm_.allreduce(buckets_[bucket],
+                      "step " + std::to_string(step_) + ", gradient bucket " +
+                          std::to_string(bucket + 1) + " of " + std::to_string(layout_.size()),
+                      op);
   if (fromHook) ++hookLaunches_;
 }
 

@@ -13,8 +13,10 @@
 //
 // Gradients as bucket slices: for an uncompressed bucket, each parameter's .grad *is* its
 // slice of the bucket (set at construction, like DDP's gradient_as_bucket_view), so autograd
-// accumulates straight into the bucket, the 1/N scale is applied in place, and the average
-// lands in .grad with no copy in or out. The two copies this saves cost about 0.25 ms of a
+// accumulates straight into the bucket, the bucket is all-reduced with ReduceOp::Average
+// (the 1/N scale applied by the communicator: one pass over the bucket, or none at all where
+// the shared-memory all-reduce folds it into its reduction), and the average lands in .grad
+// with no copy in or out. The two copies this saves cost about 0.25 ms of a
 // 2.2 ms fashion_mlp step at np 2 (bench/RESULTS.md). If .grad is replaced (LibTorch 2.x's
 // zero_grad sets it to none; a user may assign it), the next pack copies it in and points
 // .grad back at the slice. A slice is never written by autograd while its bucket is on the

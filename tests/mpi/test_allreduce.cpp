@@ -212,6 +212,32 @@ TEST_P(CommunicatorTest, RejectsBadArgumentsBeforeQueueing) {
   EXPECT_EQ(tensor[0].item<float>(), static_cast<float>(comm_->size()));
 }
 
+// ReduceOp::Average is, bit for bit, every rank scaling by 1/size and then the sum: through
+// the ring's messages or MPI_Allreduce (plain tensors) and, for the ring on one node, shared
+// memory (allocateBuffer), which folds the scale into its reduction. At np 3 and 5, 1/size is
+// inexact, so a scale applied after the sum, or fused into one rounding, would show.
+TEST_P(CommunicatorTest, AverageIsScalingThenTheSumBitForBit) {
+  const int n = comm_->size();
+  for (auto dtype : {torch::kFloat, torch::kDouble, torch::kBFloat16, torch::kHalf}) {
+    for (std::int64_t count : {std::int64_t{0}, std::int64_t{1}, std::int64_t{n + 1},
+                               std::int64_t{4099}, std::int64_t{3 * 4096 * n + 5}}) {
+      torch::manual_seed(300 + comm_->rank());
+      const auto values = (torch::randn({count}) * 3.0).to(dtype);
+      auto want = values.clone().mul_(1.0 / n);
+      comm_->allreduce(want, "scaled sum")->wait(kLong);
+      auto plain = values.clone();
+      comm_->allreduce(plain, "average", ReduceOp::Average)->wait(kLong);
+      EXPECT_TRUE(torch::equal(plain, want)) << c10::toString(dtype) << " count " << count;
+      auto shared = comm_->allocateBuffer(count + 3, values.options()).narrow(0, 3, count);
+      shared.copy_(values);
+      comm_->allreduce(shared, "shared average", ReduceOp::Average)->wait(kLong);
+      EXPECT_TRUE(torch::equal(shared, want)) << c10::toString(dtype) << " count " << count;
+    }
+  }
+  auto ints = torch::ones({4}, torch::kInt);
+  EXPECT_THROW(comm_->allreduce(ints, "average", ReduceOp::Average), CommError);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, CommunicatorTest, testing::Values("ring", "mpi"),
                          [](const testing::TestParamInfo<std::string>& info) {
                            return info.param;

@@ -58,7 +58,9 @@ class ThreadCommunicator : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string backendName() const override { return "threads"; }
-  WorkPtr allreduce(torch::Tensor&, const std::string&) override { throw CommError("unused"); }
+  WorkPtr allreduce(torch::Tensor&, const std::string&, ReduceOp) override {
+    throw CommError("unused");
+  }
   WorkPtr broadcast(torch::Tensor&, int) override { throw CommError("unused"); }
   WorkPtr allgather(const torch::Tensor& input, torch::Tensor& output) override {
     group_.allgather(rank_, input, output);

@@ -28,10 +28,14 @@ class FakeComm : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return size_; }
   std::string backendName() const override { return "fake"; }
-  WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag) override {
+  WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag, ReduceOp op) override {
     if (log_) log_->push_back("launch " + tag);
     dtypes.push_back(tensor.scalar_type());
-    tensor.mul_(size_);
+    ops.push_back(op);
+    // size_ ranks holding this tensor: each scales (Average), then they are added up.
+    if (op == ReduceOp::Average) tensor.mul_(1.0 / size_);
+    const torch::Tensor share = tensor.clone();
+    for (int r = 1; r < size_; ++r) tensor.add_(share);
     ++launches;
     return std::make_shared<DoneWork>();
   }
@@ -43,6 +47,7 @@ class FakeComm : public Communicator {
 
   int launches = 0;
   std::vector<torch::ScalarType> dtypes;
+  std::vector<ReduceOp> ops;
 
  private:
   int size_;
@@ -346,6 +351,11 @@ TEST(GradientSynchronizer, CompressionSendsSixteenBitBucketsCloseToFloat32) {
     for (const auto dtype : comm.dtypes) {
       EXPECT_EQ(dtype, c == GradCompression::BFloat16 ? torch::kBFloat16 : torch::kHalf);
     }
+    // A compressed bucket is scaled while it is cast (so fp16 cannot overflow on the wire) and
+    // then summed; buckets of .grad slices leave the scale to the all-reduce.
+    for (const auto op : comm.ops) EXPECT_EQ(op, ReduceOp::Sum);
+    ASSERT_FALSE(refComm.ops.empty());
+    for (const auto op : refComm.ops) EXPECT_EQ(op, ReduceOp::Average);
     const auto p = model->parameters();
     const auto r = reference->parameters();
     for (size_t i = 0; i < p.size(); ++i) {

@@ -158,7 +158,7 @@ class CpuOnlyComm : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string backendName() const override { return "fake"; }
-  WorkPtr allreduce(torch::Tensor&, const std::string&) override { return nullptr; }
+  WorkPtr allreduce(torch::Tensor&, const std::string&, ReduceOp) override { return nullptr; }
   WorkPtr broadcast(torch::Tensor&, int) override { return nullptr; }
   WorkPtr allgather(const torch::Tensor&, torch::Tensor&) override { return nullptr; }
   void barrier() override {}

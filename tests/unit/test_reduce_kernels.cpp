@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <limits>
+#include <stdexcept>
 
 #include "collectives/reduce_kernels.h"
 
@@ -67,6 +68,30 @@ TEST(ReduceKernels, SixteenBitFloatsRoundAndSaturateLikeTorch) {
     EXPECT_TRUE(torch::equal(a.isnan(), want.isnan()));
     EXPECT_TRUE(torch::equal(a.nan_to_num(0), want.nan_to_num(0))) << c10::toString(type);
   }
+}
+
+// The average's kernels round like torch: x.mul_(1/3) (the factor rounded to the dtype first,
+// 16-bit products computed in float32), and the scaled sum adds those rounded products.
+TEST(ReduceKernels, ScalingMatchesTorchMulBitForBit) {
+  const double third = 1.0 / 3.0;
+  for (const auto& c :
+       {Case{torch::kFloat, RingDtype::Float32}, Case{torch::kDouble, RingDtype::Float64},
+        Case{torch::kBFloat16, RingDtype::BFloat16}, Case{torch::kHalf, RingDtype::Float16}}) {
+    torch::manual_seed(9);
+    auto a = (torch::randn({1037}) * 100).to(c.torchType);
+    const auto b = (torch::randn({1037}) * 100).to(c.torchType);
+    const auto scaledSum = a + b.clone().mul_(third);
+    reduceScaledSum(a.data_ptr(), b.data_ptr(), a.numel(), c.ringType, third);
+    EXPECT_TRUE(torch::equal(a, scaledSum)) << dtypeName(c.ringType);
+    auto s = b.clone();
+    scaleInPlace(s.data_ptr(), s.numel(), c.ringType, third);
+    EXPECT_TRUE(torch::equal(s, b.clone().mul_(third))) << dtypeName(c.ringType);
+    EXPECT_FALSE(torch::equal(s, b));
+  }
+  auto ints = torch::ones({3}, torch::kInt);
+  EXPECT_THROW(scaleInPlace(ints.data_ptr(), 3, RingDtype::Int32, 0.5), std::invalid_argument);
+  EXPECT_FALSE(isFloating(RingDtype::Int64));
+  EXPECT_TRUE(isFloating(RingDtype::BFloat16));
 }
 
 TEST(ReduceKernels, IntegerOverflowWraps) {
