@@ -25,7 +25,10 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
     PsTrainer(std::move(cfg), options, &context.comm).run();
     return 0;
   }
-  context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD, std::chrono::minutes(5),
+  // barrier() gets the same deadline as every other collective (distributed.timeout_s).
+  const auto timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(cfg.distributed.timeout_s * 1000.0));
+  context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD, timeout,
                                   cfg.distributed.shared_memory);
   Trainer(std::move(cfg), *context.comm, options).run();
   return 0;

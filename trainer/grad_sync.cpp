@@ -141,37 +141,43 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm,
   }
 }
 
-// All buckets are slices of one allocation from the communicator, which may place it in
-// shared memory (all-reduced in place) and then allocates collectively. One call per
-// synchronizer, whatever the layout: ranks whose models differ still all return from it and
-// reach the fingerprint check that names the difference, instead of waiting for an
-// allocation the other ranks never make. (Buckets on several devices, which the trainer
-// never makes, get one allocation each.)
+// The buckets of a device are slices of one allocation from the communicator, which may place
+// it in shared memory (all-reduced in place) and then allocates collectively. One call per
+// device (in order of first appearance), however many buckets: ranks whose models differ
+// still all return from it and reach the fingerprint check that names the difference,
+// instead of waiting for an allocation the other ranks never make. With no bucket at all,
+// one empty CPU allocation keeps the call count the same on every rank.
 void GradientSynchronizer::allocateBuckets() {
-  const bool oneDevice = std::all_of(layout_.begin(), layout_.end(), [&](const BucketLayout& b) {
-    return b.device == layout_.front().device;
-  });
   constexpr int64_t kAlign = 64;  // bytes: a cache line, and any dtype's alignment
-  std::vector<int64_t> offsets;
-  int64_t total = 0;
+  std::vector<torch::Device> devices;
+  std::vector<int64_t> deviceBytes;
+  std::vector<size_t> deviceOf;
+  std::vector<int64_t> offsets;  // of each bucket in its device's allocation
   for (const auto& bucket : layout_) {
-    total = (total + kAlign - 1) / kAlign * kAlign;
-    offsets.push_back(total);
-    total += bucket.numel *
-             static_cast<int64_t>(c10::elementSize(wireType(bucket.dtype, options_.compression)));
+    const auto at = std::find(devices.begin(), devices.end(), bucket.device);
+    const auto d = static_cast<size_t>(at - devices.begin());
+    if (at == devices.end()) {
+      devices.push_back(bucket.device);
+      deviceBytes.push_back(0);
+    }
+    deviceOf.push_back(d);
+    offsets.push_back((deviceBytes[d] + kAlign - 1) / kAlign * kAlign);
+    deviceBytes[d] = offsets.back() + bucket.numel * static_cast<int64_t>(c10::elementSize(wireType(
+                                                         bucket.dtype, options_.compression)));
+  }
+  if (devices.empty()) {
+    devices.push_back(torch::Device(torch::kCPU));
+    deviceBytes.push_back(0);
   }
   const auto bytes = torch::TensorOptions().dtype(torch::kUInt8);
-  if (oneDevice) {
-    const torch::Device device = layout_.empty() ? torch::Device(torch::kCPU) : layout_[0].device;
-    bucketMemory_ = comm_.allocateBuffer(total, bytes.device(device));
+  std::vector<torch::Tensor> memory;
+  for (size_t d = 0; d < devices.size(); ++d) {
+    memory.push_back(comm_.allocateBuffer(deviceBytes[d], bytes.device(devices[d])));
   }
   for (size_t b = 0; b < layout_.size(); ++b) {
-    const auto& bucket = layout_[b];
-    const auto type = wireType(bucket.dtype, options_.compression);
-    const int64_t size = bucket.numel * static_cast<int64_t>(c10::elementSize(type));
-    torch::Tensor memory = oneDevice ? bucketMemory_.narrow(0, offsets[b], size)
-                                     : comm_.allocateBuffer(size, bytes.device(bucket.device));
-    buckets_.push_back(memory.view(type));
+    const auto type = wireType(layout_[b].dtype, options_.compression);
+    const int64_t size = layout_[b].numel * static_cast<int64_t>(c10::elementSize(type));
+    buckets_.push_back(memory[deviceOf[b]].narrow(0, offsets[b], size).view(type));
   }
 }
 

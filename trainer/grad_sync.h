@@ -150,7 +150,6 @@ class GradientSynchronizer {
   std::vector<torch::Tensor> parameters_;
   GradSyncOptions options_;
   std::vector<BucketLayout> layout_;
-  torch::Tensor bucketMemory_;            // bytes holding every bucket (one device)
   std::vector<torch::Tensor> buckets_;    // flat, in the wire dtype
   std::vector<torch::Tensor> slotViews_;  // per parameter: its slice, shaped like it (and
                                           // its .grad where gradIsSlot)

@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "collectives/mpi_context.h"
+#include "collectives/mpi_main.h"
 #include "collectives/ring_allreduce.h"
 #include "collectives/shm_allreduce.h"
 #include "trainer/error.h"
@@ -402,20 +402,7 @@ int benchMain(const MpiContext& mpi, int argc, char** argv) {
 }  // namespace ringtrain
 
 int main(int argc, char** argv) {
-  std::unique_ptr<ringtrain::MpiContext> mpi;
-  try {
-    mpi = std::make_unique<ringtrain::MpiContext>(&argc, &argv);
-  } catch (const ringtrain::Error& e) {
-    std::fprintf(stderr, "%s\n", e.oneLine().c_str());
-    return 1;
-  }
-  try {
-    return ringtrain::benchMain(*mpi, argc, argv);
-  } catch (const ringtrain::Error& e) {
-    std::fprintf(stderr, "%s\n", e.oneLine(mpi->worldRank()).c_str());
-    ringtrain::MpiContext::abortJob(1);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "[rank %d] error: %s\n", mpi->worldRank(), e.what());
-    ringtrain::MpiContext::abortJob(1);
-  }
+  return ringtrain::runMpiMain(&argc, &argv, [&](ringtrain::MpiContext& mpi) {
+    return ringtrain::benchMain(mpi, argc, argv);
+  });
 }

@@ -12,9 +12,10 @@
 //   write-only - the bucket's stores alone: what a single rank pays.
 //   ring       - the 1/N scale pass, then ringtrain's ring all-reduce (messages).
 //   mpi        - the same with MPI_Allreduce.
-//   shm        - the 1/N scale pass, then the shared-memory all-reduce on a bucket that lives
-//                in an MPI shared-memory window: what the ring backend does on one node
-//                (distributed.shared_memory). Its result is checked to be bitwise the ring's.
+//   shm        - the shared-memory all-reduce, with the 1/N scale folded into its reduction, on
+//                a bucket that lives in an MPI shared-memory window: what the ring backend
+//                does on one node (distributed.shared_memory, ReduceOp::Average). Its result
+//                is checked to be bitwise the ring's.
 // "sync" is the row minus write-only: the synchronisation's own cost. Default sizes:
 // fashion_mlp's 940,584-byte gradient (its one bucket), fashion_cnn's 1.7 MB and 4 MiB.
 #include <mpi.h>
@@ -28,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "collectives/mpi_context.h"
+#include "collectives/mpi_main.h"
 #include "collectives/ring_allreduce.h"
 #include "collectives/shm_allreduce.h"
 #include "trainer/error.h"
@@ -93,8 +94,12 @@ class StepSync {
     float* data = bucket(row);
     std::copy(gradients_.begin(), gradients_.end(), data);
     if (row == Row::WriteOnly) return;
-    const float scale = 1.0f / static_cast<float>(world_.size());
-    for (std::int64_t i = 0; i < count_; ++i) data[i] *= scale;
+    const double scale = 1.0 / world_.size();  // ReduceOp::Average, as the communicator does it
+    if (row == Row::Shm) {
+      shmAllreduce(window_, 0, count_, RingDtype::Float32, workspace_, nullptr, scale);
+      return;
+    }
+    scaleInPlace(data, count_, RingDtype::Float32, scale);
     if (row == Row::Ring) {
       RingOptions options;
       options.workspace = &workspace_;
@@ -103,8 +108,6 @@ class StepSync {
       checkMpi(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count_), MPI_FLOAT, MPI_SUM,
                              world_.get()),
                "MPI_Allreduce", world_.rank());
-    } else {
-      shmAllreduce(window_, 0, count_, RingDtype::Float32, workspace_);
     }
   }
 
@@ -172,17 +175,6 @@ int benchMain(int argc, char** argv) {
 }  // namespace ringtrain
 
 int main(int argc, char** argv) {
-  std::unique_ptr<ringtrain::MpiContext> mpi;
-  try {
-    mpi = std::make_unique<ringtrain::MpiContext>(&argc, &argv);
-  } catch (const ringtrain::Error& e) {
-    std::fprintf(stderr, "%s\n", e.oneLine().c_str());
-    return 1;
-  }
-  try {
-    return ringtrain::benchMain(argc, argv);
-  } catch (const ringtrain::Error& e) {
-    std::fprintf(stderr, "%s\n", e.oneLine(mpi->worldRank()).c_str());
-    ringtrain::MpiContext::abortJob(1);
-  }
+  return ringtrain::runMpiMain(
+      &argc, &argv, [&](ringtrain::MpiContext&) { return ringtrain::benchMain(argc, argv); });
 }

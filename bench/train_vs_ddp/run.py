@@ -9,6 +9,8 @@ efficiency (samples/s at np 2 over 2 x samples/s at np 1).
 Both are timed the same way: the global samples of the steps after a warm-up interval divided
 by their wall time (ringtrain: its metrics.jsonl train records, one per log interval; DDP:
 its own timer). The steps stay within one epoch at np 2, so no evaluation falls inside.
+With --bind core (the default), np 1 runs alternate between cores 0 and 1 by repeat (see
+mpirun()); np 2 binds one rank to each core.
 
   /usr/bin/python3 bench/train_vs_ddp/run.py --ringtrain build/ringtrain [--repeats 5]
       [--models fashion_cnn,fashion_mlp] [--nps 1,2] [--blas openblas|reference]
@@ -50,7 +52,12 @@ def environment(blas):
     return env
 
 
-def mpirun(np_, bind):
+def mpirun(np_, bind, rep=0):
+    """mpirun with binding. A single rank bound to a core would always get core 0, and a VM's
+    cores need not be equally fast (core 1 of the development machine ran fashion_mlp 3-14%
+    faster), while np 2 uses both: so np 1 runs take core rep % 2, alternating by repeat."""
+    if np_ == 1 and bind == "core" and (os.cpu_count() or 1) > 1:
+        return ["taskset", "-c", str(rep % 2), "mpirun", "--bind-to", "none", "-np", "1"]
     return ["mpirun", "--oversubscribe", "--bind-to", bind, "-np", str(np_)]
 
 
@@ -73,10 +80,10 @@ def ringtrain_samples_per_s(model, np_, run_dir):
     return len(train) * interval * 64 * np_ / seconds
 
 
-def run_ringtrain(args, model, np_, sets, env):
+def run_ringtrain(args, model, np_, sets, env, rep):
     run_dir = tempfile.mkdtemp(prefix="ringtrain-bench-")
     try:
-        cmd = ringtrain_command(args, model, np_, sets, run_dir, mpirun(np_, args.bind))
+        cmd = ringtrain_command(args, model, np_, sets, run_dir, mpirun(np_, args.bind, rep))
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, timeout=900)
         return ringtrain_samples_per_s(model, np_, run_dir)
     finally:
@@ -102,9 +109,9 @@ def run_ringtrain_independent_pair(args, model, env):
             shutil.rmtree(d, ignore_errors=True)
 
 
-def run_ddp(args, model, np_, env):
+def run_ddp(args, model, np_, env, rep):
     steps, interval = STEPS[model]
-    cmd = mpirun(np_, args.bind) + ["/usr/bin/python3", os.path.join(HERE, "ddp_train.py"),
+    cmd = mpirun(np_, args.bind, rep) + ["/usr/bin/python3", os.path.join(HERE, "ddp_train.py"),
                                     "--model", model, "--steps", str(steps), "--warmup",
                                     str(interval), "--threads", "1"] + DDP_ARGS[model]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=900)
@@ -161,9 +168,9 @@ def main():
                 order = list(impls) if rep % 2 == 0 else list(reversed(impls))
                 for impl in order:
                     if impl == "ddp":
-                        sps = run_ddp(args, model, np_, env)
+                        sps = run_ddp(args, model, np_, env, rep)
                     else:
-                        sps = run_ringtrain(args, model, np_, dict(variants)[impl], env)
+                        sps = run_ringtrain(args, model, np_, dict(variants)[impl], env, rep)
                     runs.append((impl, model, np_, rep, sps))
                     print(f"  rep {rep} {model} np{np_} {impl:>12}: {sps:8.0f} samples/s",
                           flush=True)

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "collectives/mpi_context.h"
+#include "collectives/mpi_main.h"
 #include "trainer/error.h"
 
 namespace {
@@ -55,18 +55,7 @@ int runTests(const ringtrain::MpiContext& mpi, int* argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::unique_ptr<ringtrain::MpiContext> mpi;
-  try {
-    mpi = std::make_unique<ringtrain::MpiContext>(&argc, &argv);
-  } catch (const ringtrain::Error& e) {
-    std::fprintf(stderr, "%s\n", e.oneLine().c_str());
-    return 2;
-  }
-  try {
-    return runTests(*mpi, &argc, argv);
-  } catch (const ringtrain::Error& e) {
-    // The other ranks may be inside a collective with this one: end them too, not hang.
-    std::fprintf(stderr, "%s\n", e.oneLine(mpi->worldRank()).c_str());
-    ringtrain::MpiContext::abortJob(2);
-  }
+  return ringtrain::runMpiMain(
+      &argc, &argv, [&](ringtrain::MpiContext& mpi) { return runTests(mpi, &argc, argv); },
+      /*failureStatus=*/2);
 }
