@@ -12,28 +12,18 @@ Prints one JSON line: {"kind":"pytorch_summary","steps":...,"wall_s":...,"sample
 "train_s":...,"test_accuracy":...}.
 """
 import argparse
-import gzip
 import json
 import math
 import os
-import struct
 import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    magic = struct.unpack(">I", data[:4])[0]
-    dims = magic & 0xFF
-    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
-    array = torch.frombuffer(bytearray(data[4 + 4 * dims :]), dtype=torch.uint8)
-    return array.reshape(shape)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "examples", "python"))
+from fashion_models import FashionCnn, read_idx  # noqa: E402  (models/fashion.cpp's twin)
 
 
 def load_split(data_dir, prefix):
@@ -47,23 +37,6 @@ def load_split(data_dir, prefix):
     images = read_idx(find(f"{prefix}-images-idx3-ubyte"))
     labels = read_idx(find(f"{prefix}-labels-idx1-ubyte"))
     return images, labels.to(torch.int64)
-
-
-class FashionCnn(nn.Module):
-    """models/fashion.cpp's FashionCnn, layer for layer (PyTorch's default initialisation)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc1 = nn.Linear(64 * 7 * 7, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = F.relu(self.fc1(x.flatten(1)))
-        return self.fc2(x)
 
 
 def scheduled_lr(base, step, total, warmup, min_lr=0.0):

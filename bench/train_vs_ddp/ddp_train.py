@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch DDP (gloo) twin of `ringtrain train` for the throughput comparison.
 
-Same models (module names as models/fashion.cpp), same Fashion-MNIST files, same per-rank
+Same models (examples/python/fashion_models.py: module names as models/fashion.cpp), same Fashion-MNIST files, same per-rank
 batch, same normalisation, same optimizer. Run under mpirun like ringtrain, one process per
 rank: it reads OMPI_COMM_WORLD_RANK/SIZE and rendezvous over TCP on 127.0.0.1.
 
@@ -9,60 +9,19 @@ Prints one JSON line on rank 0: {"impl": "ddp", "samples_per_s": ..., ...}, meas
 ringtrain's metrics: global samples of the steps after the warm-up / their wall time.
 """
 import argparse
-import gzip
 import json
 import os
-import struct
+import sys
 import time
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-
-class FashionMlp(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(784, 256)
-        self.fc2 = nn.Linear(256, 128)
-        self.fc3 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = x.reshape(x.size(0), 784)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
-
-
-class FashionCnn(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc1 = nn.Linear(64 * 7 * 7, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = x.flatten(1)
-        x = F.relu(self.fc1(x))
-        return self.fc2(x)
-
-
-MODELS = {"fashion_mlp": FashionMlp, "fashion_cnn": FashionCnn}
-
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    return torch.from_numpy(np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims).copy())
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "examples", "python"))
+from fashion_models import MODELS, read_idx  # noqa: E402  (models/fashion.cpp's twins)
 
 
 def main():

@@ -5,21 +5,24 @@
   checks the layout rules: 8-byte aligned data, space padding, offsets that cover the
   buffer with no holes or overlaps, "__metadata__" holding the config.
 * Loads the torch export with torch.load and checks it holds the same tensors.
-* Builds the torch.nn equivalent of ringtrain's fashion_cnn (models/fashion.h), loads the
+* Builds the torch.nn equivalent of ringtrain's fashion_cnn (examples/python/fashion_models.py,
+  written from models/fashion.cpp with PyTorch's own layers), loads the
   weights strictly, reads the Fashion-MNIST test images itself, normalises them with the
   exported config's mean/std, and compares its logits to `ringtrain predict`'s (1e-5).
 """
 
 import argparse
-import gzip
 import json
+import os
 import re
 import struct
 import sys
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "examples", "python"))
+from fashion_models import FashionCnn, read_idx  # noqa: E402  (the torch.nn twin)
 
 DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
@@ -69,31 +72,6 @@ def read_safetensors(path):
         position = end
     check(position == len(data), "data is not fully indexed")
     return tensors, metadata
-
-
-class FashionCnn(nn.Module):
-    """The torch.nn twin of models/fashion.h's fashion_cnn."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc1 = nn.Linear(64 * 7 * 7, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = F.relu(self.fc1(x.flatten(1)))
-        return self.fc2(x)
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        blob = f.read()
-    dims = blob[3]
-    shape = struct.unpack(">" + "I" * dims, blob[4:4 + 4 * dims])
-    return torch.frombuffer(bytearray(blob[4 + 4 * dims:]), dtype=torch.uint8).reshape(shape)
 
 
 def config_value(config, section, key):
