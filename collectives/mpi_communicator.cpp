@@ -6,10 +6,12 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "collectives/gpu_backend.h"
 #include "collectives/shm_allreduce.h"
 #include "trainer/error.h"
+#include "trainer/fault_injection.h"
 
 namespace ringtrain {
 namespace {
@@ -264,17 +266,19 @@ torch::Tensor MpiCommunicator::allocateBuffer(int64_t numel, const torch::Tensor
   // page is first touched, with SIGBUS (Docker's default /dev/shm is 64 MB). So every rank
   // checks the free space, and all fall back to ordinary memory together if any lacks it.
   const std::string dir = windowBackingDirectory();
-  const std::int64_t free = freeBytes(dir);
-  const std::int64_t need = bytes * size() + (std::int64_t{1} << 20);
-  int fits = free < 0 || free >= need ? 1 : 0;
-  checkMpi(MPI_Allreduce(MPI_IN_PLACE, &fits, 1, MPI_INT, MPI_MIN, node_->get()),
+  const bool fullByFault = processFaults().trigger(FaultPoint::SharedMemorySpace, rank(), 0);
+  std::int64_t free = fullByFault ? 0 : freeBytes(dir);           // test-only fault: a full tmpfs
+  if (free < 0) free = std::numeric_limits<std::int64_t>::max();  // unknown: assume it fits
+  // The least any rank has: the warning names it, whichever rank lacks the room.
+  checkMpi(MPI_Allreduce(MPI_IN_PLACE, &free, 1, MPI_INT64_T, MPI_MIN, node_->get()),
            "MPI_Allreduce (shared memory check)", rank());
-  if (!fits) {
+  const std::int64_t need = bytes * size() + (std::int64_t{1} << 20);
+  if (free < need) {
     if (rank() == 0) {
       std::fprintf(stderr,
-                   "warning: %s has %s free, less than the %s these buffers need in shared "
-                   "memory; they use the ring's messages instead (slower). HINT: give the node a "
-                   "larger %s (e.g. docker run --shm-size=1g), or set "
+                   "warning: %s has %s free on some rank, less than the %s these buffers need "
+                   "in shared memory; they use the ring's messages instead (slower). HINT: give "
+                   "the node a larger %s (e.g. docker run --shm-size=1g), or set "
                    "distributed.shared_memory: false\n",
                    dir.c_str(), formatBytes(free).c_str(), formatBytes(need).c_str(), dir.c_str());
     }

@@ -81,9 +81,12 @@ FaultInjector::FaultInjector(const std::string& spec) {
     } else if (kind == "model") {
       fault.point = FaultPoint::BuildModel;
       hasStep = true;  // not needed
+    } else if (kind == "shm_full") {
+      fault.point = FaultPoint::SharedMemorySpace;
+      hasStep = true;  // not needed
     } else {
       throw ConfigError("RINGTRAIN_FAULT: unknown fault '" + kind + "' in '" + item +
-                            "' (known: hang, kill, nan, model)",
+                            "' (known: hang, kill, nan, model, shm_full)",
                         kHint);
     }
     if (at == "?") throw ConfigError("RINGTRAIN_FAULT: bad at= in '" + item + "'", kHint);
@@ -95,7 +98,8 @@ FaultInjector::FaultInjector(const std::string& spec) {
 bool FaultInjector::trigger(FaultPoint point, int rank, int64_t step) const {
   for (const auto& fault : faults_) {
     if (fault.point != point || (fault.rank >= 0 && fault.rank != rank)) continue;
-    if (point != FaultPoint::BuildModel && fault.step != step) continue;
+    const bool stepless = point == FaultPoint::BuildModel || point == FaultPoint::SharedMemorySpace;
+    if (!stepless && fault.step != step) continue;
     if (!fault.onceFile.empty()) {
       std::error_code ec;
       if (std::filesystem::exists(fault.onceFile, ec)) continue;
@@ -119,6 +123,7 @@ bool FaultInjector::trigger(FaultPoint point, int rank, int64_t step) const {
         break;
       case FaultPoint::Loss:
       case FaultPoint::BuildModel:
+      case FaultPoint::SharedMemorySpace:
         break;
     }
     return true;

@@ -17,6 +17,9 @@
 //       rank R's loss (and therefore its gradients) at step S is NaN.
 //   model:rank=R
 //       rank R registers one extra parameter "fault_injected" (a different model).
+//   shm_full:rank=R
+//       rank R sees no free space where shared-memory windows live (a full /dev/shm), so the
+//       ring backend's shared gradient buckets fall back to ordinary memory on every rank.
 //
 // rank defaults to every rank. once=FILE fires the fault only if FILE does not exist and
 // creates it first, so a restarted job runs past the fault (any kind accepts once=).
@@ -35,6 +38,7 @@ enum class FaultPoint {
   CheckpointWrite,       // kill at=checkpoint
   Loss,                  // nan
   BuildModel,            // model
+  SharedMemorySpace,     // shm_full
 };
 
 class FaultInjector {
@@ -47,7 +51,7 @@ class FaultInjector {
 
   // True if a fault is set for (point, rank, step) and fires now (see once=). A hang or kill
   // fault acts here (sleeps, or never returns); for nan and model the caller acts on `true`.
-  // `step` is ignored for BuildModel.
+  // `step` is ignored for BuildModel and SharedMemorySpace.
   bool trigger(FaultPoint point, int rank, int64_t step) const;
 
  private:

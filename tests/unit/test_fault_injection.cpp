@@ -26,6 +26,10 @@ TEST(FaultInjection, FiresOnlyOnItsRankAndStep) {
   EXPECT_FALSE(faults.trigger(FaultPoint::BuildModel, 1, 0));
   // No rank: every rank.
   EXPECT_TRUE(FaultInjector("nan:step=0").trigger(FaultPoint::Loss, 7, 0));
+  // shm_full needs no step.
+  const FaultInjector full("shm_full:rank=1");
+  EXPECT_TRUE(full.trigger(FaultPoint::SharedMemorySpace, 1, 0));
+  EXPECT_FALSE(full.trigger(FaultPoint::SharedMemorySpace, 0, 0));
 }
 
 TEST(FaultInjection, HangSleepsForItsSecondsAndAtSelectsThePoint) {
