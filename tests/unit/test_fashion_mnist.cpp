@@ -246,6 +246,22 @@ TEST(FashionMnistReal, LoadsTheInstalledDataSet) {
   EXPECT_NEAR(b.inputs.min().item<double>(), (0.0 - 0.2860) / 0.3530, 1e-5);
   EXPECT_NEAR(b.inputs.max().item<double>(), (1.0 - 0.2860) / 0.3530, 1e-5);
   EXPECT_TRUE(torch::equal(b.targets, train.labels().to(torch::kInt64)));
+  // Bit for bit the normalisation's definition as torch ops on the whole batch (the table
+  // lookup must not change a single input, or training would change).
+  const torch::Tensor want =
+      train.images().to(torch::kFloat32).div_(255.0).sub_(0.2860).div_(0.3530).unsqueeze(1);
+  EXPECT_TRUE(torch::equal(b.inputs, want));
+  const Batch shuffled = test.get({9999, 0, 4242});
+  const torch::Tensor picked = torch::tensor({9999, 0, 4242}, torch::kInt64);
+  EXPECT_TRUE(torch::equal(shuffled.inputs, test.images()
+                                                .index_select(0, picked)
+                                                .to(torch::kFloat32)
+                                                .div_(255.0)
+                                                .sub_(0.2860)
+                                                .div_(0.3530)
+                                                .unsqueeze(1)));
+  EXPECT_TRUE(
+      torch::equal(shuffled.targets, test.labels().index_select(0, picked).to(torch::kInt64)));
 }
 
 }  // namespace
