@@ -14,23 +14,18 @@ void sumLoop(T* __restrict inout, const T* __restrict in, std::int64_t count) {
   for (std::int64_t i = 0; i < count; ++i) inout[i] += in[i];
 }
 
-// bf16 -> fp32 is a shift; fp32 -> bf16 rounds to nearest even (c10's rounding, so results
-// match torch's own bf16 addition bit for bit).
-void sumBFloat16(std::uint16_t* __restrict inout, const std::uint16_t* __restrict in,
-                 std::int64_t count) {
-  for (std::int64_t i = 0; i < count; ++i) {
-    const float sum = c10::detail::f32_from_bits(inout[i]) + c10::detail::f32_from_bits(in[i]);
-    inout[i] = c10::detail::round_to_nearest_even(sum);
-  }
-}
+// 16-bit floats are stored as raw bits and computed in float32. bf16 -> fp32 is a shift;
+// fp32 -> bf16 rounds to nearest even (c10's rounding, so results match torch's own 16-bit
+// arithmetic bit for bit).
+float widenBFloat16(std::uint16_t bits) { return c10::detail::f32_from_bits(bits); }
+std::uint16_t narrowBFloat16(float value) { return c10::detail::round_to_nearest_even(value); }
+float widenFloat16(std::uint16_t bits) { return c10::detail::fp16_ieee_to_fp32_value(bits); }
+std::uint16_t narrowFloat16(float value) { return c10::detail::fp16_ieee_from_fp32_value(value); }
 
-void sumFloat16(std::uint16_t* __restrict inout, const std::uint16_t* __restrict in,
-                std::int64_t count) {
-  for (std::int64_t i = 0; i < count; ++i) {
-    const float sum = c10::detail::fp16_ieee_to_fp32_value(inout[i]) +
-                      c10::detail::fp16_ieee_to_fp32_value(in[i]);
-    inout[i] = c10::detail::fp16_ieee_from_fp32_value(sum);
-  }
+template <float (*Widen)(std::uint16_t), std::uint16_t (*Narrow)(float)>
+void sum16(std::uint16_t* __restrict inout, const std::uint16_t* __restrict in,
+           std::int64_t count) {
+  for (std::int64_t i = 0; i < count; ++i) inout[i] = Narrow(Widen(inout[i]) + Widen(in[i]));
 }
 
 // Products are rounded before they are added: this file is compiled as ISO C++ (no
@@ -47,11 +42,6 @@ void scaledSumLoop(T* __restrict inout, const T* __restrict in, T factor, std::i
     inout[i] += product;
   }
 }
-
-float widenBFloat16(std::uint16_t bits) { return c10::detail::f32_from_bits(bits); }
-std::uint16_t narrowBFloat16(float value) { return c10::detail::round_to_nearest_even(value); }
-float widenFloat16(std::uint16_t bits) { return c10::detail::fp16_ieee_to_fp32_value(bits); }
-std::uint16_t narrowFloat16(float value) { return c10::detail::fp16_ieee_from_fp32_value(value); }
 
 // 16-bit floats: widen, multiply in float32 by the factor rounded to 16 bits, round back.
 template <float (*Widen)(std::uint16_t), std::uint16_t (*Narrow)(float)>
@@ -183,10 +173,12 @@ void reduceSum(void* inout, const void* in, std::int64_t count, RingDtype dtype)
       sumLoop(static_cast<std::uint64_t*>(inout), static_cast<const std::uint64_t*>(in), count);
       break;
     case RingDtype::BFloat16:
-      sumBFloat16(static_cast<std::uint16_t*>(inout), static_cast<const std::uint16_t*>(in), count);
+      sum16<widenBFloat16, narrowBFloat16>(static_cast<std::uint16_t*>(inout),
+                                           static_cast<const std::uint16_t*>(in), count);
       break;
     case RingDtype::Float16:
-      sumFloat16(static_cast<std::uint16_t*>(inout), static_cast<const std::uint16_t*>(in), count);
+      sum16<widenFloat16, narrowFloat16>(static_cast<std::uint16_t*>(inout),
+                                         static_cast<const std::uint16_t*>(in), count);
       break;
   }
 }
