@@ -137,9 +137,9 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
     throw CommError("allreduce: cannot average " + dtypeName(dtype) + " values",
                     "use ReduceOp::Sum for integer tensors and divide afterwards", rank());
   }
-  const std::string description = std::string("allreduce") +
-                                  (op == ReduceOp::Average ? "-average(" : "(") + tag + ", " +
-                                  formatBytes(tensorBytes(tensor)) + ", " + backendName() + ")";
+  const std::string description = "allreduce(" + tag + ", " + formatBytes(tensorBytes(tensor)) +
+                                  ", " + backendName() +
+                                  (op == ReduceOp::Average ? ", average)" : ")");
   torch::Tensor keep = tensor;  // holds the storage alive until the thread is done with it
   const std::int64_t count = tensor.numel();
   // Every rank's share of the average, applied before the sum (ReduceOp's definition).
