@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "collectives/gpu_backend.h"
+#include "collectives/hierarchical_allreduce.h"
 #include "collectives/shm_allreduce.h"
 #include "trainer/error.h"
 #include "trainer/fault_injection.h"
@@ -102,10 +103,34 @@ MpiCommunicator::MpiCommunicator(MPI_Comm parent, AllreduceAlgorithm algorithm,
       sumFloat16_(&sumFloat16Op),
       thread_(comm_.rank()) {
   if (algorithm_ != AllreduceAlgorithm::Ring || !sharedMemory || comm_.size() == 1) return;
-  // Every rank learns the same answer: the node's communicator equals the whole one on every
-  // rank or on none. Node ranks are the communicator's ranks.
   MpiComm node = nodeCommOf(comm_.get());
-  if (node.size() == comm_.size()) node_ = std::make_unique<MpiComm>(std::move(node));
+  if (node.size() == comm_.size()) {  // one node: then on every rank
+    node_ = std::make_unique<MpiComm>(std::move(node));
+    return;
+  }
+  // Several nodes: the hierarchical all-reduce needs the same number of ranks on each, and
+  // more than one (with one rank per node there is nothing to share). All ranks agree.
+  int sizes[2] = {node.size(), -node.size()};  // min and -max through one MPI_MIN
+  checkMpi(MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MIN, comm_.get()),
+           "MPI_Allreduce (node sizes)", rank());
+  if (sizes[0] != -sizes[1] || sizes[0] == 1) return;
+  MPI_Comm across = MPI_COMM_NULL;
+  checkMpi(MPI_Comm_split(comm_.get(), node.rank(), rank(), &across), "MPI_Comm_split (across)",
+           rank());
+  across_ = std::make_unique<MpiComm>(MpiComm::adopt(across));
+  nodeRankNames_ = rankNamesOf(node.get());
+  acrossRankNames_ = rankNamesOf(across_->get());
+  node_ = std::make_unique<MpiComm>(std::move(node));
+}
+
+std::vector<int> MpiCommunicator::rankNamesOf(MPI_Comm sub) const {
+  int subSize = 0;
+  checkMpi(MPI_Comm_size(sub, &subSize), "MPI_Comm_size", rank());
+  std::vector<int> names(static_cast<std::size_t>(subSize));
+  int me = rank();
+  checkMpi(MPI_Allgather(&me, 1, MPI_INT, names.data(), 1, MPI_INT, sub), "MPI_Allgather (ranks)",
+           rank());
+  return names;
 }
 
 std::string MpiCommunicator::backendName() const {
@@ -150,7 +175,12 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
     return thread_.enqueue(
         description,
         [this, keep, window, offset, count, dtype, scale] {
-          shmAllreduce(*window, offset, count, dtype, workspace_, &progress_, scale);
+          if (across_) {
+            hierarchicalAllreduce(*window, offset, count, dtype, across_->get(), workspace_,
+                                  &progress_, scale, &acrossRankNames_);
+          } else {
+            shmAllreduce(*window, offset, count, dtype, workspace_, &progress_, scale);
+          }
         },
         [this] { return progress_.describe(); });
   }
@@ -269,10 +299,11 @@ torch::Tensor MpiCommunicator::allocateBuffer(int64_t numel, const torch::Tensor
   const bool fullByFault = processFaults().trigger(FaultPoint::SharedMemorySpace, rank(), 0);
   std::int64_t free = fullByFault ? 0 : freeBytes(dir);           // test-only fault: a full tmpfs
   if (free < 0) free = std::numeric_limits<std::int64_t>::max();  // unknown: assume it fits
-  // The least any rank has: the warning names it, whichever rank lacks the room.
-  checkMpi(MPI_Allreduce(MPI_IN_PLACE, &free, 1, MPI_INT64_T, MPI_MIN, node_->get()),
+  // The least any rank has: the warning names it, whichever rank lacks the room. Over all
+  // nodes, because every rank must take the same all-reduce for the buffer.
+  checkMpi(MPI_Allreduce(MPI_IN_PLACE, &free, 1, MPI_INT64_T, MPI_MIN, comm_.get()),
            "MPI_Allreduce (shared memory check)", rank());
-  const std::int64_t need = bytes * size() + (std::int64_t{1} << 20);
+  const std::int64_t need = bytes * node_->size() + (std::int64_t{1} << 20);
   if (free < need) {
     if (rank() == 0) {
       std::fprintf(stderr,
@@ -284,7 +315,7 @@ torch::Tensor MpiCommunicator::allocateBuffer(int64_t numel, const torch::Tensor
     }
     return Communicator::allocateBuffer(numel, options);
   }
-  auto window = std::make_unique<SharedWindow>(node_->get(), bytes);
+  auto window = std::make_unique<SharedWindow>(node_->get(), bytes, nodeRankNames_);
   // Not owning: the window lives until the communicator is destroyed.
   torch::Tensor buffer = torch::from_blob(window->part(window->rank()), {numel}, options);
   std::lock_guard<std::mutex> lock(windowsMutex_);

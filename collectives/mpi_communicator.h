@@ -1,8 +1,11 @@
 // Communicator over MPI for CPU tensors. Every collective runs on one background thread in
 // FIFO order (see CommThread); all-reduce uses either MPI_Allreduce or ringtrain's ring.
-// With the ring, all ranks on one node and `sharedMemory`, allocateBuffer() places buffers in
-// an MPI shared-memory window and their all-reduce reads the peers' data in place
-// (shmAllreduce: the ring's sums, bit for bit, without messages); other tensors take the ring.
+// With the ring and `sharedMemory`, allocateBuffer() places buffers in an MPI shared-memory
+// window over the node's ranks. When all ranks are on one node, their all-reduce reads the
+// peers' data in place (shmAllreduce: the ring's sums, bit for bit, without messages). When
+// they span nodes with the same number of ranks (> 1) on each, it sums through shared memory
+// inside each node and with rings between nodes (hierarchicalAllreduce). Other tensors, and
+// other layouts, take the ring over all ranks.
 #pragma once
 
 #include <mpi.h>
@@ -64,21 +67,28 @@ class MpiCommunicator : public Communicator {
   torch::Tensor allocateBuffer(int64_t numel, const torch::TensorOptions& options) override;
   // Whether allocateBuffer() hands out shared memory.
   bool sharesMemory() const { return node_ != nullptr; }
+  // Whether those buffers take the hierarchical (multi-node) all-reduce.
+  bool isHierarchical() const { return across_ != nullptr; }
 
  private:
   // The window holding `tensor`'s bytes in this rank's part, or null.
   SharedWindow* windowOf(const torch::Tensor& tensor);
   void runMpiAllreduce(void* data, std::int64_t count, RingDtype dtype);
   void checkTensor(const torch::Tensor& tensor, const char* op) const;
+  // Every rank of `sub` (a communicator of some of this one's ranks): its rank here.
+  std::vector<int> rankNamesOf(MPI_Comm sub) const;
 
   MpiComm comm_;
   const AllreduceAlgorithm algorithm_;
   const std::chrono::milliseconds blockingTimeout_;
   MpiUserOp sumBFloat16_;
   MpiUserOp sumFloat16_;
-  RingProgress progress_;          // written by the thread's ring, read by timed-out waiters
-  RingWorkspace workspace_;        // only used on the thread
-  std::unique_ptr<MpiComm> node_;  // this node's ranks (all of them), when sharing memory
+  RingProgress progress_;            // written by the thread's ring, read by timed-out waiters
+  RingWorkspace workspace_;          // only used on the thread
+  std::unique_ptr<MpiComm> node_;    // this node's ranks, when sharing memory
+  std::unique_ptr<MpiComm> across_;  // one rank per node, for the hierarchical all-reduce
+  std::vector<int> nodeRankNames_;   // node_'s and across_'s ranks as ranks of comm_
+  std::vector<int> acrossRankNames_;
   std::mutex windowsMutex_;
   std::vector<std::unique_ptr<SharedWindow>> windows_;  // one per allocateBuffer()
   // Last member: destroyed (drained and joined) before the communicator and ops it uses.

@@ -1,5 +1,6 @@
 #include "collectives/mpi_context.h"
 
+#include <climits>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -76,6 +77,14 @@ MpiComm::MpiComm(MPI_Comm parent) {
   checkMpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size", parentRank);
 }
 
+MpiComm::MpiComm(MPI_Comm comm, Adopt) : comm_(comm) {
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  checkMpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+  checkMpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size", rank_);
+}
+
+MpiComm MpiComm::adopt(MPI_Comm comm) { return MpiComm(comm, Adopt{}); }
+
 MpiComm::~MpiComm() { reset(); }
 
 MpiComm::MpiComm(MpiComm&& other) noexcept
@@ -102,15 +111,38 @@ void MpiComm::reset() noexcept {
   comm_ = MPI_COMM_NULL;
 }
 
+namespace {
+
+// RINGTRAIN_RANKS_PER_NODE (see nodeCommOf), or 0 when it is unset.
+int ranksPerNodeOverride(int rank) {
+  const char* text = std::getenv("RINGTRAIN_RANKS_PER_NODE");
+  if (!text || !*text) return 0;
+  char* end = nullptr;
+  const long k = std::strtol(text, &end, 10);
+  if (*end != '\0' || k < 1 || k > INT_MAX) {
+    throw ConfigError(
+        "RINGTRAIN_RANKS_PER_NODE='" + std::string(text) + "' is not a positive whole number",
+        "unset it, or set the number of consecutive ranks to treat as one node "
+        "(a setting for testing the multi-node path on one machine)",
+        rank);
+  }
+  return static_cast<int>(k);
+}
+
+}  // namespace
+
 MpiComm nodeCommOf(MPI_Comm parent) {
   int rank = -1;
   MPI_Comm_rank(parent, &rank);
-  MPI_Comm node = MPI_COMM_NULL;
-  checkMpi(MPI_Comm_split_type(parent, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node),
+  const int groupSize = ranksPerNodeOverride(rank);
+  MPI_Comm split = MPI_COMM_NULL;
+  checkMpi(MPI_Comm_split_type(parent, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &split),
            "MPI_Comm_split_type", rank);
-  MpiComm comm(node);
-  MPI_Comm_free(&node);
-  return comm;
+  MpiComm node = MpiComm::adopt(split);
+  if (groupSize == 0) return node;
+  checkMpi(MPI_Comm_split(node.get(), node.rank() / groupSize, node.rank(), &split),
+           "MPI_Comm_split (RINGTRAIN_RANKS_PER_NODE)", rank);
+  return MpiComm::adopt(split);
 }
 
 }  // namespace ringtrain

@@ -42,6 +42,10 @@ class MpiComm {
   // Duplicates `parent` so that traffic on this communicator can never match messages of
   // other users of `parent`, and switches it to MPI_ERRORS_RETURN.
   explicit MpiComm(MPI_Comm parent = MPI_COMM_WORLD);
+  // Takes ownership of `comm`, a communicator this process just made (MPI_Comm_split and
+  // the like: already private to its creator), without duplicating it again; switches it to
+  // MPI_ERRORS_RETURN.
+  static MpiComm adopt(MPI_Comm comm);
   ~MpiComm();
   MpiComm(MpiComm&& other) noexcept;
   MpiComm& operator=(MpiComm&& other) noexcept;
@@ -53,6 +57,8 @@ class MpiComm {
   int size() const { return size_; }
 
  private:
+  struct Adopt {};
+  MpiComm(MPI_Comm comm, Adopt);
   void reset() noexcept;
 
   MPI_Comm comm_ = MPI_COMM_NULL;
@@ -62,6 +68,11 @@ class MpiComm {
 
 // The ranks of `parent` that share this node's memory (MPI_COMM_TYPE_SHARED), in `parent`'s
 // rank order. Collective over `parent`.
+//
+// For tests and benchmarks of the multi-node path on one machine, the environment variable
+// RINGTRAIN_RANKS_PER_NODE=k cuts each node into groups of k consecutive ranks (the last
+// group may be smaller), and each group counts as a node of its own. Throws ConfigError if it
+// is set to anything but a positive whole number.
 MpiComm nodeCommOf(MPI_Comm parent);
 
 }  // namespace ringtrain

@@ -108,6 +108,12 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
   const int steps = 2 * (n - 1);
   const int left = (rank - 1 + n) % n;
   const int right = (rank + 1) % n;
+  auto nameOf = [&](int r) {
+    return options.rankNames ? (*options.rankNames)[static_cast<std::size_t>(r)] : r;
+  };
+  const int leftName = nameOf(left);
+  const int rightName = nameOf(right);
+  const int self = nameOf(rank);
   const int slots = std::max(2, options.slots);
   auto* bytes = static_cast<unsigned char*>(data);
 
@@ -141,7 +147,7 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
     const int c = layout.chunkAt(s - 1);
     const auto i = static_cast<std::size_t>(s * layout.maxSegs + j);
     checkMpi(MPI_Isend(segPtr(c, j), segBytes(c, j), MPI_BYTE, right, kTag, comm, &sendReq[i]),
-             "MPI_Isend (ring)", rank);
+             "MPI_Isend (ring)", self);
     sendPosted[i] = 1;
   };
   // An all-gather receive overwrites a segment this rank sent n-1 steps earlier; that send
@@ -154,7 +160,7 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
     const std::size_t i = sendIndex(u);
     if (!sendPosted[i]) return false;  // with few segments, look-ahead can get here first
     int finished = 0;
-    checkMpi(MPI_Test(&sendReq[i], &finished, MPI_STATUS_IGNORE), "MPI_Test (ring)", rank);
+    checkMpi(MPI_Test(&sendReq[i], &finished, MPI_STATUS_IGNORE), "MPI_Test (ring)", self);
     return finished != 0;
   };
   auto postRecv = [&](std::size_t k) {
@@ -163,7 +169,7 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
     unsigned char* dst =
         u.step < n - 1 ? scratch + (k % slots) * segElems * elem : segPtr(c, u.seg);
     checkMpi(MPI_Irecv(dst, segBytes(c, u.seg), MPI_BYTE, left, kTag, comm, &recvReq[k % slots]),
-             "MPI_Irecv (ring)", rank);
+             "MPI_Irecv (ring)", self);
   };
 
   // Step 0 sends the rank's own data, which is ready now.
@@ -183,12 +189,12 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
     if (posted == k) {
       // Its segment's earlier send is still in flight (it was posted: unit (s-n, j) came
       // first): nothing else to do but wait for it.
-      if (progress) progress->set(RingProgress::Waiting::Send, right, u.step, steps);
-      checkMpi(MPI_Wait(&sendReq[sendIndex(u)], MPI_STATUS_IGNORE), "MPI_Wait (ring send)", rank);
+      if (progress) progress->set(RingProgress::Waiting::Send, rightName, u.step, steps);
+      checkMpi(MPI_Wait(&sendReq[sendIndex(u)], MPI_STATUS_IGNORE), "MPI_Wait (ring send)", self);
       postRecv(posted++);
     }
-    if (progress) progress->set(RingProgress::Waiting::Recv, left, u.step, steps);
-    checkMpi(MPI_Wait(&recvReq[k % slots], MPI_STATUS_IGNORE), "MPI_Wait (ring recv)", rank);
+    if (progress) progress->set(RingProgress::Waiting::Recv, leftName, u.step, steps);
+    checkMpi(MPI_Wait(&recvReq[k % slots], MPI_STATUS_IGNORE), "MPI_Wait (ring recv)", self);
     const int c = layout.chunkAt(u.step);
     if (u.step < n - 1) {
       // Post the next receives first so they can match while this segment is added.
@@ -200,9 +206,9 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
     postAhead(k + 1);
   }
 
-  if (progress) progress->set(RingProgress::Waiting::Send, right, steps - 1, steps);
+  if (progress) progress->set(RingProgress::Waiting::Send, rightName, steps - 1, steps);
   checkMpi(MPI_Waitall(static_cast<int>(sendReq.size()), sendReq.data(), MPI_STATUSES_IGNORE),
-           "MPI_Waitall (ring sends)", rank);
+           "MPI_Waitall (ring sends)", self);
   if (progress) progress->clear();
 }
 

@@ -59,6 +59,9 @@ struct RingOptions {
   int slots = 3;
   RingProgress* progress = nullptr;    // optional: updated while blocked
   RingWorkspace* workspace = nullptr;  // optional: a temporary one is used if null
+  // Optional: the number to report for each rank of `comm` (its rank in the communicator
+  // the user knows) in progress and errors, when the ring runs over a sub-communicator.
+  const std::vector<int>* rankNames = nullptr;
 };
 
 // Chunk c of the n chunks a count-element buffer is cut into (the ring's "chunk", see

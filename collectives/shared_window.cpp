@@ -5,6 +5,8 @@
 #include <cstring>
 #include <exception>
 #include <new>
+#include <string>
+#include <utility>
 
 #include "collectives/mpi_context.h"
 #include "trainer/error.h"
@@ -23,9 +25,18 @@ constexpr int kSpinsPerProgress = 64;
 
 }  // namespace
 
-SharedWindow::SharedWindow(MPI_Comm node, std::int64_t bytes) : node_(node), bytes_(bytes) {
+SharedWindow::SharedWindow(MPI_Comm node, std::int64_t bytes, std::vector<int> rankNames)
+    : node_(node), bytes_(bytes), rankNames_(std::move(rankNames)) {
   checkMpi(MPI_Comm_rank(node, &rank_), "MPI_Comm_rank");
   checkMpi(MPI_Comm_size(node, &size_), "MPI_Comm_size", rank_);
+  if (rankNames_.empty()) {
+    for (int r = 0; r < size_; ++r) rankNames_.push_back(r);
+  }
+  if (static_cast<int>(rankNames_.size()) != size_) {
+    throw CommError("SharedWindow: " + std::to_string(rankNames_.size()) + " rank names for " +
+                        std::to_string(size_) + " ranks",
+                    {}, rank_);
+  }
   if (bytes < 0) throw CommError("SharedWindow: negative size", {}, rank_);
   MPI_Info info = MPI_INFO_NULL;
   checkMpi(MPI_Info_create(&info), "MPI_Info_create", rank_);
@@ -67,7 +78,8 @@ void SharedWindow::arrive(RingProgress* progress, int phase) {
     const int r = (rank_ + k) % size_;
     std::atomic<std::int64_t>& count = arrivals(r);
     if (count.load(std::memory_order_acquire) >= generation_) continue;
-    if (progress) progress->set(RingProgress::Waiting::Recv, r, phase, 2);
+    if (progress)
+      progress->set(RingProgress::Waiting::Recv, rankNames_[static_cast<std::size_t>(r)], phase, 2);
     for (std::int64_t spins = 0; count.load(std::memory_order_acquire) < generation_; ++spins) {
       // Keep MPI progressing while waiting. A message this rank still owes (such as the
       // acknowledgement of a large receive that an earlier ring all-reduce has finished

@@ -20,8 +20,10 @@ class SharedWindow {
   // MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) or one of its duplicates). Every rank gets a
   // zeroed, page-aligned part of `bytes` bytes (each part is placed apart from the others,
   // with alloc_shared_noncontig, so no cache line or page is shared between two ranks' data).
-  // `node` must outlive the window: arrive() probes it to keep MPI progressing.
-  SharedWindow(MPI_Comm node, std::int64_t bytes);
+  // `node` must outlive the window: arrive() probes it to keep MPI progressing. `rankNames`
+  // (optional) gives each node rank's number in the communicator the user knows, for
+  // progress reports when the node is part of a larger job.
+  SharedWindow(MPI_Comm node, std::int64_t bytes, std::vector<int> rankNames = {});
   // Frees the window (collective), except while an exception unwinds the stack: then the
   // other ranks are not freeing it too and MPI_Win_free would wait for them forever; the
   // process is on its way to MPI_Abort and the mapping goes with it.
@@ -54,6 +56,7 @@ class SharedWindow {
   std::int64_t bytes_ = 0;
   MPI_Win win_ = MPI_WIN_NULL;
   std::vector<unsigned char*> parts_;
+  std::vector<int> rankNames_;
   std::vector<unsigned char*> counters_;  // per rank: a cache line with its arrival count
   std::int64_t generation_ = 0;
 };

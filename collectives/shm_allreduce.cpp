@@ -29,38 +29,35 @@
 
 namespace ringtrain {
 
-void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count, RingDtype dtype,
-                  RingWorkspace& scratch, RingProgress* progress, double scale) {
-  const int n = window.size();
-  const int rank = window.rank();
+void checkShmArguments(const SharedWindow& window, std::int64_t offset, std::int64_t count,
+                       RingDtype dtype, double scale) {
   const auto elem = static_cast<std::int64_t>(dtypeSize(dtype));
   if (count < 0 || offset < 0 || offset + count * elem > window.bytes()) {
-    throw CommError("shmAllreduce: " + std::to_string(count) + " elements at byte " +
+    throw CommError("shared-memory all-reduce: " + std::to_string(count) + " elements at byte " +
                         std::to_string(offset) + " do not fit the " +
                         std::to_string(window.bytes()) + "-byte shared window",
-                    {}, rank);
+                    {}, window.rank());
   }
-  const bool scaled = scale != 1.0;
-  if (scaled && !isFloating(dtype)) {
-    throw CommError("shmAllreduce: cannot scale " + dtypeName(dtype) + " values", {}, rank);
+  if (scale != 1.0 && !isFloating(dtype)) {
+    throw CommError("shared-memory all-reduce: cannot scale " + dtypeName(dtype) + " values", {},
+                    window.rank());
   }
-  if (count == 0) return;
-  if (n == 1) {
-    if (scaled) scaleInPlace(window.part(rank) + offset, count, dtype, scale);
-    return;
-  }
+}
 
+RingChunk shmReduceOwnChunk(SharedWindow& window, std::int64_t offset, std::int64_t count,
+                            RingDtype dtype, RingWorkspace& scratch, double scale,
+                            ChunkDestination destination) {
+  const int n = window.size();
+  const int c = (window.rank() + 1) % n;
+  const RingChunk chunk = ringChunk(count, n, c);
+  const auto elem = static_cast<std::int64_t>(dtypeSize(dtype));
   constexpr std::int64_t kBlockBytes = 16 * 1024;  // scratch stays in a 32 KiB L1
   const std::int64_t blockElems = kBlockBytes / elem;
   unsigned char* sum = scratch.scratch(static_cast<std::size_t>(kBlockBytes));
-  const int c = (rank + 1) % n;
-  const RingChunk chunk = ringChunk(count, n, c);
-  const std::int64_t len = chunk.length;
   const std::int64_t first = offset + chunk.offset * elem;
-
-  window.arrive(progress, 0);
-  for (std::int64_t done = 0; done < len; done += blockElems) {
-    const std::int64_t m = std::min(blockElems, len - done);
+  const bool scaled = scale != 1.0;
+  for (std::int64_t done = 0; done < chunk.length; done += blockElems) {
+    const std::int64_t m = std::min(blockElems, chunk.length - done);
     const std::int64_t at = first + done * elem;
     const auto bytes = static_cast<std::size_t>(m * elem);
     std::memcpy(sum, window.part(c) + at, bytes);
@@ -72,8 +69,25 @@ void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count,
     } else {
       for (int k = 1; k < n; ++k) reduceSum(sum, window.part((c + k) % n) + at, m, dtype);
     }
-    for (int r = 0; r < n; ++r) std::memcpy(window.part(r) + at, sum, bytes);
+    if (destination == ChunkDestination::EveryPart) {
+      for (int r = 0; r < n; ++r) std::memcpy(window.part(r) + at, sum, bytes);
+    } else {
+      std::memcpy(window.part(window.rank()) + at, sum, bytes);
+    }
   }
+  return chunk;
+}
+
+void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count, RingDtype dtype,
+                  RingWorkspace& scratch, RingProgress* progress, double scale) {
+  checkShmArguments(window, offset, count, dtype, scale);
+  if (count == 0) return;
+  if (window.size() == 1) {
+    if (scale != 1.0) scaleInPlace(window.part(0) + offset, count, dtype, scale);
+    return;
+  }
+  window.arrive(progress, 0);
+  shmReduceOwnChunk(window, offset, count, dtype, scratch, scale, ChunkDestination::EveryPart);
   window.arrive(progress, 1);
 }
 

@@ -21,4 +21,21 @@ namespace ringtrain {
 void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count, RingDtype dtype,
                   RingWorkspace& scratch, RingProgress* progress = nullptr, double scale = 1.0);
 
+// The building blocks of shmAllreduce, shared with the hierarchical all-reduce
+// (hierarchical_allreduce.h).
+
+// Throws CommError unless `count` elements at byte `offset` fit the window and `scale` != 1
+// comes with a floating dtype.
+void checkShmArguments(const SharedWindow& window, std::int64_t offset, std::int64_t count,
+                       RingDtype dtype, double scale);
+
+enum class ChunkDestination { EveryPart, OwnPart };
+
+// Step 2 of shmAllreduce: sums this rank's chunk, (rank + 1) % n, over every part in the
+// ring's order (scaled as above) and stores it into every part or only into this rank's own.
+// Call between two arrivals. Returns the chunk (in elements from `offset`).
+RingChunk shmReduceOwnChunk(SharedWindow& window, std::int64_t offset, std::int64_t count,
+                            RingDtype dtype, RingWorkspace& scratch, double scale,
+                            ChunkDestination destination);
+
 }  // namespace ringtrain
