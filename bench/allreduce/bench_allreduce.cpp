@@ -2,9 +2,13 @@
 // sum, sizes 4 KiB .. 256 MiB in x4 steps, plus a one-process memcpy row as the ceiling.
 // `shm` is ringtrain's shared-memory all-reduce (what the ring backend uses for gradient
 // buckets when every rank is on one node), on a buffer in an MPI shared-memory window.
+// `hier` is the hierarchical all-reduce the ring backend uses for them across nodes (shared
+// memory inside a node, rings between nodes); on one machine, RINGTRAIN_RANKS_PER_NODE=k
+// makes groups of k ranks count as nodes.
 //
 //   mpirun -np N bench_allreduce [--csv FILE] [--min-bytes B] [--max-bytes B] [--repeats R]
-//                                [--impls ring,shm,mpi,gloo] [--segment-bytes B] [--slots K]
+//                                [--impls ring,shm,hier,mpi,gloo] [--segment-bytes B]
+//                                [--slots K]
 //
 // Each repeat runs ring and MPI_Allreduce once, back to back (interleaved, so a noisy
 // neighbour on the machine slows both alike); Gloo is measured after them, in a second sweep
@@ -27,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "collectives/hierarchical_allreduce.h"
 #include "collectives/mpi_main.h"
 #include "collectives/ring_allreduce.h"
 #include "collectives/shm_allreduce.h"
@@ -45,7 +50,7 @@ struct Args {
   std::int64_t minBytes = 4 << 10;
   std::int64_t maxBytes = std::int64_t{256} << 20;
   int repeats = 20;
-  std::vector<std::string> impls = {"ring", "shm", "mpi", "gloo"};
+  std::vector<std::string> impls = {"ring", "shm", "mpi", "gloo"};  // hier: on request
   RingOptions ring;
 };
 
@@ -63,7 +68,7 @@ Args parseArgs(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") {
       throw ConfigError(
           "usage: bench_allreduce [--csv FILE] [--min-bytes B] [--max-bytes B] "
-          "[--repeats R] [--impls ring,shm,mpi,gloo] [--segment-bytes B] [--slots K]");
+          "[--repeats R] [--impls ring,shm,hier,mpi,gloo] [--segment-bytes B] [--slots K]");
     }
     if (i + 1 >= argc) throw ConfigError("flag " + flag + " needs a value");
     const std::string value = argv[++i];
@@ -172,10 +177,31 @@ class Bench {
         } else if (comm_.rank() == 0) {
           std::printf("# shm: left out, the ranks are not all on one node\n");
         }
+      } else if (impl == "hier") {
+        addHierarchical();
       } else {
-        throw ConfigError("unknown impl '" + impl + "'", "valid: ring, shm, mpi, gloo");
+        throw ConfigError("unknown impl '" + impl + "'", "valid: ring, shm, hier, mpi, gloo");
       }
     }
+  }
+
+  // `hier` needs several nodes with the same number (> 1) of ranks each.
+  void addHierarchical() {
+    node_ = nodeCommOf(comm_.get());
+    int sizes[2] = {node_.size(), -node_.size()};
+    checkMpi(MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MIN, comm_.get()), "MPI_Allreduce");
+    if (sizes[0] != -sizes[1] || sizes[0] == 1 || node_.size() == comm_.size()) {
+      if (comm_.rank() == 0) {
+        std::printf(
+            "# hier: left out, it needs several nodes of equal size > 1 "
+            "(on one machine: RINGTRAIN_RANKS_PER_NODE)\n");
+      }
+      return;
+    }
+    MPI_Comm across = MPI_COMM_NULL;
+    checkMpi(MPI_Comm_split(comm_.get(), node_.rank(), comm_.rank(), &across), "MPI_Comm_split");
+    across_ = MpiComm::adopt(across);
+    impls_.push_back("hier");
   }
 
   // Created only after ring and MPI_Allreduce were measured: a Gloo process group keeps a
@@ -194,7 +220,9 @@ class Bench {
 
   // Where `impl` finds its data: shm works on the window, the others on `buffer`.
   float* dataOf(const std::string& impl, std::vector<float>& buffer) {
-    if (impl == "shm") return reinterpret_cast<float*>(window_->part(window_->rank()));
+    if (impl == "shm" || impl == "hier") {
+      return reinterpret_cast<float*>(window_->part(window_->rank()));
+    }
     return buffer.data();
   }
 
@@ -203,6 +231,10 @@ class Bench {
       shmAllreduce(*window_,
                    reinterpret_cast<unsigned char*>(data) - window_->part(window_->rank()), count,
                    RingDtype::Float32, workspace_);
+    } else if (impl == "hier") {
+      hierarchicalAllreduce(*window_,
+                            reinterpret_cast<unsigned char*>(data) - window_->part(window_->rank()),
+                            count, RingDtype::Float32, across_.get(), workspace_);
     } else if (impl == "ring") {
       RingOptions options = args_.ring;
       options.workspace = &workspace_;
@@ -244,7 +276,8 @@ class Bench {
     const std::int64_t count = bytes / 4;
     std::vector<float> buffer(static_cast<std::size_t>(count));
     window_.reset();
-    if (std::find(impls.begin(), impls.end(), "shm") != impls.end()) {
+    if (std::find(impls.begin(), impls.end(), "shm") != impls.end() ||
+        std::find(impls.begin(), impls.end(), "hier") != impls.end()) {
       window_ = std::make_unique<SharedWindow>(node_.get(), bytes);
     }
     verify(buffer, impls);
@@ -303,7 +336,8 @@ class Bench {
   const MpiComm& comm_;
   std::vector<std::string> impls_;
   RingWorkspace workspace_;
-  MpiComm node_{MPI_COMM_SELF};           // the node's ranks, for shm
+  MpiComm node_{MPI_COMM_SELF};           // the node's ranks, for shm and hier
+  MpiComm across_{MPI_COMM_SELF};         // one rank per node, for hier
   std::unique_ptr<SharedWindow> window_;  // shm's buffer at the size being measured
 #ifdef RINGTRAIN_BENCH_GLOO
   std::unique_ptr<GlooGroup> gloo_;
@@ -320,12 +354,19 @@ std::string sizeLabel(std::int64_t bytes) {
   return text;
 }
 
-int benchMain(const MpiContext& mpi, int argc, char** argv) {
+// ringtrain's own all-reduces: each gets a ratio column against every peer (mpi, gloo).
+constexpr const char* kOwnImpls[] = {"ring", "shm", "hier"};
+bool isOwn(const std::string& impl) {
+  return std::find(std::begin(kOwnImpls), std::end(kOwnImpls), impl) != std::end(kOwnImpls);
+}
+
+int benchMain(const MpiContext& /*mpi*/, int argc, char** argv) {
   const Args args = parseArgs(argc, argv);
   MpiComm comm;
   Bench bench(args, comm);
   const bool root = comm.rank() == 0;
   const int n = comm.size();
+  const int nodeSize = nodeCommOf(comm.get()).size();
   std::ofstream csv;
   if (root && !args.csv.empty()) {
     const bool fresh =
@@ -338,17 +379,18 @@ int benchMain(const MpiContext& mpi, int argc, char** argv) {
     std::printf(
         "# all-reduce float32 sum, np=%d (%d per node), median time; busbw = "
         "S/t*2(n-1)/n in GB/s; memcpy = (read+written)/t, one process\n",
-        n, mpi.localSize());
+        n, nodeSize);
     std::printf("%9s", "size");
     for (const auto& impl : bench.impls())
       std::printf(" %10s_us %7s_bus", impl.c_str(), impl.c_str());
     std::printf(" %9s", "memcpy");
-    for (const auto& base : {"ring", "shm"}) {
+    for (const auto& base : kOwnImpls) {
       if (!bench.has(base)) continue;
       for (const auto& impl : bench.impls()) {
-        if (impl != "ring" && impl != "shm") std::printf("  %s/%-4s", base, impl.c_str());
+        if (!isOwn(impl)) std::printf("  %s/%-4s", base, impl.c_str());
       }
     }
+    if (bench.has("hier") && bench.has("ring")) std::printf("  hier/ring");
     std::printf("\n");
   }
   // Ring and MPI_Allreduce over every size first, then Gloo (see startGloo).
@@ -384,13 +426,14 @@ int benchMain(const MpiContext& mpi, int argc, char** argv) {
     std::printf(" %9.2f", copy.busbw);
     csv << "memcpy,1," << bytes << ',' << copy.seconds * 1e6 << ',' << copy.algbw << ','
         << copy.busbw << '\n';
-    for (const auto& base : {"ring", "shm"}) {
+    for (const auto& base : kOwnImpls) {
       if (!result.count(base)) continue;
       for (const auto& impl : bench.impls()) {
-        if (impl != "ring" && impl != "shm") {
-          std::printf("  %9.2fx", result.at(base).busbw / result.at(impl).busbw);
-        }
+        if (!isOwn(impl)) std::printf("  %9.2fx", result.at(base).busbw / result.at(impl).busbw);
       }
+    }
+    if (result.count("hier") && result.count("ring")) {
+      std::printf("  %8.2fx", result.at("hier").busbw / result.at("ring").busbw);
     }
     std::printf("\n");
   }
