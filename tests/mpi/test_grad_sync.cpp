@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "collectives/mpi_communicator.h"
@@ -81,7 +82,21 @@ class GradSync : public ::testing::TestWithParam<std::tuple<std::string, std::st
  protected:
   void SetUp() override {
     torch::set_num_threads(1);
-    comm_ = makeCommunicator(std::get<0>(GetParam()), MPI_COMM_WORLD);
+    std::string backend = std::get<0>(GetParam());
+    // "ring_2_per_node": the ring backend with every two ranks counted as a node, so that at
+    // np 4 the buckets take the hierarchical all-reduce (np 2: one node; np 3, 5: unequal
+    // nodes, the flat ring).
+    const bool twoPerNode = backend == "ring_2_per_node";
+    if (twoPerNode) {
+      backend = "ring";
+      setenv("RINGTRAIN_RANKS_PER_NODE", "2", 1);
+    }
+    comm_ = makeCommunicator(backend, MPI_COMM_WORLD);
+    if (twoPerNode) {
+      unsetenv("RINGTRAIN_RANKS_PER_NODE");
+      const bool equalNodes = comm_->size() % 2 == 0 && comm_->size() > 2;
+      ASSERT_EQ(dynamic_cast<MpiCommunicator&>(*comm_).isHierarchical(), equalNodes);
+    }
     model_ = std::get<1>(GetParam());
   }
   std::unique_ptr<Communicator> comm_;
@@ -150,6 +165,9 @@ TEST_P(GradSync, CompressionStaysCloseAndKeepsReplicasIdentical) {
 INSTANTIATE_TEST_SUITE_P(Backends, GradSync,
                          ::testing::Combine(::testing::Values("ring", "mpi"),
                                             ::testing::Values("fashion_mlp", "fashion_cnn")));
+INSTANTIATE_TEST_SUITE_P(TwoRanksPerNode, GradSync,
+                         ::testing::Combine(::testing::Values("ring_2_per_node"),
+                                            ::testing::Values("fashion_mlp")));
 
 // A parameter used on some ranks and not on others: the ranks without a gradient contribute
 // zeros, nobody waits for a gradient that never comes, and the buckets pair up.

@@ -189,9 +189,14 @@ TEST_P(PsBsp, EqualsAllReduceAndSingleProcessOnTheGlobalBatch) {
       optimizer->step();
     }
     // One process sums the global batch's gradient in another order than the workers' mean
-    // (float rounding, ~1e-7 relative), and AdamW's normalised update magnifies it where
-    // gradients are near zero: the equivalence bound of the all-reduce test, 1e-5.
-    EXPECT_LT(maxAbsDiff(ps.model(), *reference), 1e-5) << "bsp vs one process";
+    // (float rounding, ~1e-7 relative): the equivalence bound of the all-reduce test, 1e-5.
+    // AdamW divides by sqrt(v), which magnifies that rounding where a gradient is near zero,
+    // by an amount that depends on the BLAS kernels: 1.1e-5 at np 5 on an AVX-512 machine
+    // whose OpenBLAS picked its own kernels there (below 1e-5 with OPENBLAS_CORETYPE=SkylakeX
+    // or Haswell). 5e-5 is 2.5% of one step's largest AdamW update (lr 0.002). The SGD cases,
+    // whose update a wrong average would scale, keep 1e-5.
+    const double bound = param.optimizer == "adamw" ? 5e-5 : 1e-5;
+    EXPECT_LT(maxAbsDiff(ps.model(), *reference), bound) << "bsp vs one process";
     // The parameters really moved: not a comparison of two untouched models.
     EXPECT_GT(maxAbsDiff(ps.model(), *freshModel(cfg.model.name)), 1e-3);
   }
