@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "launch/commands.h"
+#include "trainer/blas_kernels.h"
 #include "trainer/error.h"
 
 namespace {
@@ -41,6 +42,8 @@ void printErrorLine(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, while the process is still one thread and MPI is not up (see blas_kernels.h).
+  ringtrain::reexecWithBetterBlasKernels(argv);
   const std::string name = argc > 1 ? argv[1] : "";
   if (name.empty() || name == "-h" || name == "--help" || name == "help") {
     printUsage(std::cout);
@@ -66,6 +69,9 @@ int main(int argc, char** argv) {
       mpi.emplace(&argc, &argv);
       rank = mpi->worldRank();
       worldSize = mpi->worldSize();
+    }
+    if (const std::string note = ringtrain::blasRestartNote(); !note.empty() && rank <= 0) {
+      printErrorLine(note);
     }
     cxxopts::Options options("ringtrain " + command->name);
     options.add_options()("h,help", "show this help")(

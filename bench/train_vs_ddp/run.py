@@ -18,6 +18,7 @@ mpirun()); np 2 binds one rank to each core.
 """
 import argparse
 import csv
+import ctypes
 import json
 import os
 import platform
@@ -43,12 +44,38 @@ TARGET_EFFICIENCY = {"fashion_cnn": 0.95, "fashion_mlp": 0.9}
 REFERENCE_BLAS_DIR = "/usr/lib/x86_64-linux-gnu/blas"  # Debian's reference libblas.so.3
 
 
+def openblas_kernels():
+    """(kernels the system's OpenBLAS loads, kernels to run instead or None): the choice
+    ringtrain makes for itself at start-up (trainer/blas_kernels.h). Debian 12's OpenBLAS
+    falls back to its generic Prescott kernels on CPUs it does not know; ringtrain then
+    restarts with OPENBLAS_CORETYPE set, and the peer must run with the same kernels."""
+    try:
+        lib = ctypes.CDLL("libblas.so.3")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        loaded = lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return None, None
+    if loaded != "Prescott":
+        return loaded, None
+    with open("/proc/cpuinfo") as f:
+        flags = set(next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), []))
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"} <= flags:
+        return loaded, "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return loaded, "Haswell"
+    return loaded, None
+
+
 def environment(blas):
     env = dict(os.environ)
     env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                 "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     if blas == "reference":
         env["LD_LIBRARY_PATH"] = REFERENCE_BLAS_DIR + ":" + env.get("LD_LIBRARY_PATH", "")
+    elif "OPENBLAS_CORETYPE" not in env:
+        _, better = openblas_kernels()
+        if better:  # ringtrain would pick these for itself; DDP gets the same
+            env["OPENBLAS_CORETYPE"] = better
     return env
 
 
@@ -92,7 +119,7 @@ def run_ringtrain(args, model, np_, sets, env, rep):
 
 def run_ringtrain_independent_pair(args, model, env):
     """Two single-rank runs at once, one pinned to each core, no communication: what np 2
-    could reach if synchronisation were free. Returns their summed samples/s."""
+    could reach if synchronisation were free. Returns each run's samples/s (core 0, core 1)."""
     dirs = [tempfile.mkdtemp(prefix="ringtrain-bench-") for _ in range(2)]
     try:
         procs = [subprocess.Popen(["taskset", "-c", str(core)] +
@@ -103,7 +130,7 @@ def run_ringtrain_independent_pair(args, model, env):
         for p in procs:
             if p.wait(timeout=900) != 0:
                 raise RuntimeError(f"independent ringtrain run failed ({p.returncode})")
-        return sum(ringtrain_samples_per_s(model, 1, d) for d in dirs)
+        return [ringtrain_samples_per_s(model, 1, d) for d in dirs]
     finally:
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
@@ -159,7 +186,9 @@ def main():
     nps = [int(n) for n in args.nps.split(",")]
     env = environment(args.blas)
 
-    print(f"# machine: {machine_info()}; blas {args.blas}; bind-to {args.bind}", flush=True)
+    kernels = env.get("OPENBLAS_CORETYPE", "as loaded") if args.blas == "openblas" else "-"
+    print(f"# machine: {machine_info()}; blas {args.blas} (kernels {kernels}); "
+          f"bind-to {args.bind}", flush=True)
     runs = []  # (impl, model, np, repeat, samples_per_s)
     began = time.time()
     for rep in range(args.repeats):
@@ -175,10 +204,12 @@ def main():
                     print(f"  rep {rep} {model} np{np_} {impl:>12}: {sps:8.0f} samples/s",
                           flush=True)
             if args.ceiling:
-                sps = run_ringtrain_independent_pair(args, model, env)
-                runs.append(("independent", model, 2, rep, sps))
-                print(f"  rep {rep} {model} 2 x np1 independent: {sps:8.0f} samples/s",
-                      flush=True)
+                pair = run_ringtrain_independent_pair(args, model, env)
+                runs.append(("independent", model, 2, rep, sum(pair)))
+                # Ranks in lockstep go at the slower core's pace.
+                runs.append(("lockstep", model, 2, rep, 2 * min(pair)))
+                print(f"  rep {rep} {model} 2 x np1 independent: {sum(pair):8.0f} samples/s "
+                      f"(core 0 {pair[0]:.0f}, core 1 {pair[1]:.0f})", flush=True)
     print(f"# {len(runs)} runs in {time.time() - began:.0f} s; load now "
           f"{os.getloadavg()[0]:.2f}")
 
@@ -221,13 +252,16 @@ def main():
             ok = "ok" if eff >= TARGET_EFFICIENCY[model] else "MISS"
             print(line + f"  >= {TARGET_EFFICIENCY[model]:.2f} {ok}")
     if args.ceiling and 1 in nps:
-        print("\nmachine ceiling: two independent single-rank runs at once (no communication)")
-        print(f"{'model':<12}{'2 x np1':>12}{'ceiling eff':>14}" +
+        print("\nmachine ceiling: two independent single-rank runs at once (no communication);"
+              "\nlockstep: 2 x the slower of the two, the pace of ranks that wait for each other")
+        print(f"{'model':<12}{'2 x np1':>12}{'ceiling eff':>14}{'lockstep eff':>14}" +
               (f"{'ringtrain eff':>15}" if 2 in nps else ""))
         for model in models:
             pair = statistics.median(r[4] for r in runs if r[:3] == ("independent", model, 2))
+            lockstep = statistics.median(r[4] for r in runs if r[:3] == ("lockstep", model, 2))
             ceiling = pair / (2 * med["ringtrain", model, 1])
-            line = f"{model:<12}{pair:12.0f}{ceiling:14.2f}"
+            line = (f"{model:<12}{pair:12.0f}{ceiling:14.2f}"
+                    f"{lockstep / (2 * med['ringtrain', model, 1]):14.2f}")
             if 2 in nps:  # without an np-2 run there is no efficiency to set beside it
                 line += f"{med['ringtrain', model, 2] / (2 * med['ringtrain', model, 1]):15.2f}"
             print(line)
