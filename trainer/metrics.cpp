@@ -39,13 +39,16 @@ double MetricsWriter::secondsSinceStart() const {
 }
 
 void MetricsWriter::train(int64_t step, int64_t epoch, double loss, double lr,
-                          double samplesPerSecond) {
-  record("train", {{"step", static_cast<double>(step)},
-                   {"epoch", static_cast<double>(epoch)},
-                   {"loss", loss},
-                   {"lr", lr},
-                   {"samples_per_s", samplesPerSecond},
-                   {"time_s", secondsSinceStart()}});
+                          double samplesPerSecond,
+                          const std::vector<std::pair<std::string, double>>& extra) {
+  std::vector<std::pair<std::string, double>> fields{{"step", static_cast<double>(step)},
+                                                     {"epoch", static_cast<double>(epoch)},
+                                                     {"loss", loss},
+                                                     {"lr", lr},
+                                                     {"samples_per_s", samplesPerSecond}};
+  fields.insert(fields.end(), extra.begin(), extra.end());
+  fields.emplace_back("time_s", secondsSinceStart());
+  record("train", fields);
 }
 
 void MetricsWriter::eval(int64_t step, int64_t epoch, double testLoss, double testAccuracy) {

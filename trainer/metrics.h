@@ -11,13 +11,24 @@
 
 namespace ringtrain {
 
+// Where one rank's steps of a log interval went, in seconds summed over the steps. The train
+// record reports each as milliseconds per step, averaged over the ranks (README, metrics.jsonl).
+struct StepPhases {
+  double data = 0;             // waiting for the loader's next batch
+  double forwardBackward = 0;  // forward and backward; gradient hooks start the all-reduces
+  double syncWait = 0;         // after backward: all-reduces still running, slower ranks
+  double update = 0;           // gradient norm (or clipping) and the optimizer step
+};
+
 // Appends records to <runDir>/metrics.jsonl; flushes each line so a killed run keeps them.
 // Train and eval records carry "time_s": seconds since this writer was created (the start
 // of the run, or of the resumed part of a run), for plots against wall time.
 class MetricsWriter {
  public:
   explicit MetricsWriter(const std::string& path);
-  void train(int64_t step, int64_t epoch, double loss, double lr, double samplesPerSecond);
+  // `extra` fields (such as the step phases) come after samples_per_s.
+  void train(int64_t step, int64_t epoch, double loss, double lr, double samplesPerSecond,
+             const std::vector<std::pair<std::string, double>>& extra = {});
   void eval(int64_t step, int64_t epoch, double testLoss, double testAccuracy);
   // Any extra record: {"kind":kind, key: value...}; values are numbers.
   void record(const std::string& kind, const std::vector<std::pair<std::string, double>>& fields);

@@ -254,7 +254,8 @@ double bestValue(const RunData& run, const std::string& kind, const std::string&
 std::string throughputSection(const std::vector<RunData>& runs) {
   std::ostringstream html;
   html << "<table>\n<tr><th>run</th><th>steps</th><th>wall time (s)</th><th>samples/s "
-          "(mean of intervals)</th><th>samples/s (whole run)</th><th>final train loss</th>"
+          "(mean of intervals)</th><th>samples/s (whole run)</th><th>forward+backward "
+          "(ms/step)</th><th>sync wait (ms/step)</th><th>final train loss</th>"
           "<th>best val loss</th><th>best val accuracy</th></tr>\n";
   for (size_t r = 0; r < runs.size(); ++r) {
     const auto& run = runs[r];
@@ -268,6 +269,8 @@ std::string throughputSection(const std::vector<RunData>& runs) {
          << format(wall, "%.1f") << "</td><td>"
          << format(meanValue(run, "train", "samples_per_s"), "%.0f") << "</td><td>"
          << format(lastValue(run, "summary", "samples_per_s"), "%.0f") << "</td><td>"
+         << format(meanValue(run, "train", "forward_backward_ms"), "%.2f") << "</td><td>"
+         << format(meanValue(run, "train", "sync_wait_ms"), "%.2f") << "</td><td>"
          << format(lastValue(run, "train", "loss")) << "</td><td>"
          << format(bestValue(run, "eval", "test_loss", true)) << "</td><td>"
          << format(bestValue(run, "eval", "test_accuracy", false)) << "</td></tr>\n";

@@ -31,6 +31,17 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Runs f() and adds the seconds it took to `total`.
+template <typename F>
+auto timed(double& total, F&& f) {
+  struct AddOnExit {
+    double& total;
+    Clock::time_point start = Clock::now();
+    ~AddOnExit() { total += secondsSince(start); }
+  } adder{total};
+  return f();
+}
+
 // Stable hash of the exact bytes of every parameter: replicas that drifted apart by a
 // single bit disagree.
 int64_t parameterBytesHash(const torch::nn::Module& module) {
@@ -262,6 +273,7 @@ TrainSummary Trainer::run() {
   auto intervalStart = Clock::now();
   int64_t intervalSteps = 0;
   double intervalLoss = 0.0;
+  StepPhases intervalPhases;
   EvalResult lastEval;
   bool evaluatedAtEnd = false;
 
@@ -273,19 +285,21 @@ TrainSummary Trainer::run() {
       processFaults().trigger(FaultPoint::StepStart, comm_.rank(), state_.step);
       double stepLoss = 0.0;
       for (int64_t micro = 0; micro < accumulation; ++micro) {
-        auto batch = loader.next();
+        auto batch = timed(intervalPhases.data, [&] { return loader.next(); });
         if (!batch) throw TrainingError("data loader ended early", "", comm_.rank());
         // Only the last micro-batch's backward sends gradients (the others accumulate).
         gradSync_->prepareBackward(state_.step, micro + 1 == accumulation);
-        stepLoss += trainStep(*batch, 1.0 / accumulation) / accumulation;
+        stepLoss += timed(intervalPhases.forwardBackward,
+                          [&] { return trainStep(*batch, 1.0 / accumulation); }) /
+                    accumulation;
         ++state_.stepInEpoch;
       }
       if (!std::isfinite(stepLoss) && cfg_.train.on_nonfinite == "abort") {
         throw TrainingError("non-finite loss at step " + std::to_string(state_.step),
                             "lower optimizer.lr or set train.on_nonfinite: skip", comm_.rank());
       }
-      reduceGrads();
-      applyUpdate(stepLoss);
+      timed(intervalPhases.syncWait, [&] { reduceGrads(); });
+      timed(intervalPhases.update, [&] { return applyUpdate(stepLoss); });
       ++state_.step;
       ++intervalSteps;
       intervalLoss += std::isfinite(stepLoss) ? stepLoss : 0.0;
@@ -295,16 +309,26 @@ TrainSummary Trainer::run() {
         checkReplicasIdentical();
       }
       if (state_.step % cfg_.train.log_every == 0 || state_.step == totalSteps_) {
-        // The logged loss is the mean over ranks and over the interval's steps.
-        auto lossTotal = torch::tensor({intervalLoss}, torch::kFloat64);
-        comm_.allreduce(lossTotal, "loss, step " + std::to_string(state_.step))->wait(timeout_);
-        const double meanLoss = lossTotal.item<double>() / (intervalSteps * comm_.size());
+        // The logged loss and step phases are means over ranks and the interval's steps.
+        auto totals =
+            torch::tensor({intervalLoss, intervalPhases.data, intervalPhases.forwardBackward,
+                           intervalPhases.syncWait, intervalPhases.update},
+                          torch::kFloat64);
+        comm_.allreduce(totals, "loss, step " + std::to_string(state_.step))->wait(timeout_);
+        const double perStep = 1.0 / static_cast<double>(intervalSteps * comm_.size());
+        const double meanLoss = totals[0].item<double>() * perStep;
+        const double msPerStep = 1000.0 * perStep;
+        const std::vector<std::pair<std::string, double>> phases{
+            {"data_ms", totals[1].item<double>() * msPerStep},
+            {"forward_backward_ms", totals[2].item<double>() * msPerStep},
+            {"sync_wait_ms", totals[3].item<double>() * msPerStep},
+            {"update_ms", totals[4].item<double>() * msPerStep}};
         const double elapsed = secondsSince(intervalStart);
         const double samplesPerSecond = intervalSteps * globalBatch / std::max(elapsed, 1e-9);
         const double lr =
             scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, state_.step - 1, totalSteps_);
         if (comm_.rank() == 0) {
-          metrics_->train(state_.step, state_.epoch, meanLoss, lr, samplesPerSecond);
+          metrics_->train(state_.step, state_.epoch, meanLoss, lr, samplesPerSecond, phases);
           const double eta = (totalSteps_ - state_.step) * globalBatch / samplesPerSecond;
           if (!options_.quiet) {
             progress_->update(state_.epoch, cfg_.train.epochs, state_.step, totalSteps_, meanLoss,
@@ -314,6 +338,7 @@ TrainSummary Trainer::run() {
         intervalStart = Clock::now();
         intervalSteps = 0;
         intervalLoss = 0.0;
+        intervalPhases = StepPhases{};
       }
       if (cfg_.checkpoint.every_steps > 0 && state_.step % cfg_.checkpoint.every_steps == 0 &&
           state_.stepInEpoch < microStepsPerEpoch) {

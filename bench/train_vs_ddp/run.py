@@ -98,13 +98,27 @@ def ringtrain_command(args, model, np_, sets, run_dir, mpi_prefix):
     return cmd
 
 
-def ringtrain_samples_per_s(model, np_, run_dir):
-    _, interval = STEPS[model]
+PHASES = ["data_ms", "forward_backward_ms", "sync_wait_ms", "update_ms"]
+
+
+def ringtrain_train_records(run_dir):
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f if line.strip()]
-    train = [r for r in records if r["kind"] == "train"][1:]  # drop the warm-up interval
+    return [r for r in records if r["kind"] == "train"][1:]  # drop the warm-up interval
+
+
+def ringtrain_samples_per_s(model, np_, run_dir):
+    _, interval = STEPS[model]
+    train = ringtrain_train_records(run_dir)
     seconds = sum(interval * 64 * np_ / r["samples_per_s"] for r in train)
     return len(train) * interval * 64 * np_ / seconds
+
+
+def ringtrain_phases(run_dir):
+    """Where a step went: ms per step of each phase in the train records (mean over ranks),
+    averaged over the log intervals."""
+    train = ringtrain_train_records(run_dir)
+    return {k: statistics.mean(r[k] for r in train) for k in PHASES}
 
 
 def run_ringtrain(args, model, np_, sets, env, rep):
@@ -112,7 +126,7 @@ def run_ringtrain(args, model, np_, sets, env, rep):
     try:
         cmd = ringtrain_command(args, model, np_, sets, run_dir, mpirun(np_, args.bind, rep))
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, timeout=900)
-        return ringtrain_samples_per_s(model, np_, run_dir)
+        return ringtrain_samples_per_s(model, np_, run_dir), ringtrain_phases(run_dir)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -156,6 +170,30 @@ def machine_info():
     return f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
 
 
+def print_phases(models, nps, phases, repeats):
+    """ringtrain's step phases at np 1 and np 2 (its metrics.jsonl), and what each phase's
+    growth from np 1 to np 2 costs the efficiency: a share of the np-2 step."""
+    print("\nwhere ringtrain's step goes: ms per step, mean over ranks, median over repeats;"
+          "\nlast columns: each phase's growth from np 1 to np 2 as a share of the np-2 step"
+          " (the efficiency it costs)")
+    names = ["data", "fwd+bwd", "sync wait", "update", "other"]
+    print(f"{'model':<12}{'np':>3}{'step':>8}" + "".join(f"{n:>10}" for n in names) +
+          "".join(f"{'d ' + n:>12}" for n in names))
+    for model in models:
+        rows = {}
+        for np_ in nps:
+            reps = [phases[model, np_, rep] for rep in range(repeats)]
+            row = {k: statistics.median(r[k] for r in reps) for k in PHASES}
+            step = statistics.median(r["step_ms"] for r in reps)
+            row["other"] = step - sum(row[k] for k in PHASES)
+            rows[np_] = (step, [row[k] for k in PHASES] + [row["other"]])
+            print(f"{model:<12}{np_:>3}{step:8.2f}" + "".join(f"{v:10.2f}" for v in rows[np_][1]),
+                  end="" if np_ == 2 and 1 in rows else "\n")
+        if 1 in rows and 2 in rows:
+            step2 = rows[2][0]
+            print("".join(f"{(b - a) / step2:12.1%}" for a, b in zip(rows[1][1], rows[2][1])))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--ringtrain", required=True, help="path to the ringtrain binary")
@@ -190,6 +228,7 @@ def main():
     print(f"# machine: {machine_info()}; blas {args.blas} (kernels {kernels}); "
           f"bind-to {args.bind}", flush=True)
     runs = []  # (impl, model, np, repeat, samples_per_s)
+    phases = {}  # (model, np, repeat) -> ringtrain's step phases, ms per step
     began = time.time()
     for rep in range(args.repeats):
         for model in models:
@@ -199,7 +238,9 @@ def main():
                     if impl == "ddp":
                         sps = run_ddp(args, model, np_, env, rep)
                     else:
-                        sps = run_ringtrain(args, model, np_, dict(variants)[impl], env, rep)
+                        sps, ph = run_ringtrain(args, model, np_, dict(variants)[impl], env, rep)
+                        if impl == "ringtrain":
+                            phases[model, np_, rep] = dict(ph, step_ms=64e3 * np_ / sps)
                     runs.append((impl, model, np_, rep, sps))
                     print(f"  rep {rep} {model} np{np_} {impl:>12}: {sps:8.0f} samples/s",
                           flush=True)
@@ -242,15 +283,22 @@ def main():
                     line += f"{r:13.2f}{mark:<3}"
             print(line)
     if 1 in nps and 2 in nps:
-        print("\nscaling efficiency np2 / (2 x np1)")
-        print(f"{'model':<12}" + "".join(f"{i:>12}" for i in impls) + "      target")
+        print("\nscaling efficiency np2 / (2 x np1); paired: median over repeats of each "
+              "repeat's own np2 / (2 x np1)")
+        print(f"{'model':<12}" + "".join(f"{i:>12}" for i in impls) +
+              f"{'paired':>12}      target")
         for model in models:
             line = f"{model:<12}"
             for impl in impls:
                 line += f"{med[impl, model, 2] / (2 * med[impl, model, 1]):12.2f}"
+            by_rep = {(n, r[3]): r[4] for r in runs for n in (1, 2)
+                      if r[:3] == ("ringtrain", model, n)}
+            paired = statistics.median(by_rep[2, rep] / (2 * by_rep[1, rep])
+                                       for rep in range(args.repeats))
             eff = med["ringtrain", model, 2] / (2 * med["ringtrain", model, 1])
             ok = "ok" if eff >= TARGET_EFFICIENCY[model] else "MISS"
-            print(line + f"  >= {TARGET_EFFICIENCY[model]:.2f} {ok}")
+            print(line + f"{paired:12.2f}  >= {TARGET_EFFICIENCY[model]:.2f} {ok}")
+        print_phases(models, nps, phases, args.repeats)
     if args.ceiling and 1 in nps:
         print("\nmachine ceiling: two independent single-rank runs at once (no communication);"
               "\nlockstep: 2 x the slower of the two, the pace of ranks that wait for each other")

@@ -71,7 +71,8 @@ same_metrics() {
   $PY - "$1/metrics.jsonl" "$2/metrics.jsonl" <<'PYEOF'
 import json, sys
 def load(path):
-    drop = {"samples_per_s", "time_s", "wall_s"}
+    drop = {"samples_per_s", "time_s", "wall_s", "data_ms", "forward_backward_ms",
+            "sync_wait_ms", "update_ms"}
     return [{k: v for k, v in json.loads(l).items() if k not in drop}
             for l in open(path) if l.strip()]
 a, b = load(sys.argv[1]), load(sys.argv[2])

@@ -29,6 +29,17 @@ for r in evals:
     assert set(r) >= {"kind", "step", "epoch", "test_loss", "test_accuracy"}, r
     assert 0.0 <= r["test_accuracy"] <= 1.0, r
 assert train[-1]["loss"] < train[0]["loss"], "loss did not fall"
+# The step phases (ms per step, mean over ranks) fit inside the step and cover most of it.
+phases = ["data_ms", "forward_backward_ms", "sync_wait_ms", "update_ms"]
+shares = []
+for r in train:
+    assert all(r[k] >= 0 for k in phases), r
+    assert r["forward_backward_ms"] > 0 and r["sync_wait_ms"] > 0, r
+    step_ms = 1000.0 * 64 * 2 / r["samples_per_s"]
+    shares.append(sum(r[k] for k in phases) / step_ms)
+    assert shares[-1] <= 1.1, f"phases {shares[-1]:.2f} x the step: {r}"
+shares.sort()
+assert shares[len(shares) // 2] >= 0.5, f"phases cover only {shares} of the steps"
 PYEOF
 
 # eval on the written checkpoint reproduces the final accuracy.

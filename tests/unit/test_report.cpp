@@ -30,7 +30,8 @@ RunData fakeRun(const std::string& name, double lr, double lossScale) {
   std::ostringstream jsonl;
   for (int step = 10; step <= 50; step += 10) {
     jsonl << "{\"kind\":\"train\",\"step\":" << step << ",\"epoch\":0,\"loss\":" << lossScale / step
-          << ",\"lr\":" << lr << ",\"samples_per_s\":1000,\"time_s\":" << step * 0.1 << "}\n";
+          << ",\"lr\":" << lr << ",\"samples_per_s\":1000,\"forward_backward_ms\":" << step
+          << ",\"sync_wait_ms\":0.5,\"time_s\":" << step * 0.1 << "}\n";
   }
   jsonl << "{\"kind\":\"eval\",\"step\":50,\"epoch\":1,\"test_loss\":" << lossScale / 60
         << ",\"test_accuracy\":0.5,\"time_s\":5.5}\n"
@@ -93,6 +94,8 @@ TEST(Report, HtmlHasOneCurvePerRunInEveryChartAndTheDifferingKeys) {
   EXPECT_EQ(html.find("<code>data.batch_size</code>"), std::string::npos);
   EXPECT_EQ(html.find("<code>optimizer.name</code>"), std::string::npos);
   EXPECT_NE(html.find("<td>900</td>"), std::string::npos);  // whole-run samples/s (summary)
+  // Step phases: the mean over the train records (steps 10..50: 30 ms forward+backward).
+  EXPECT_NE(html.find("<td>30.00</td><td>0.50</td>"), std::string::npos);
 }
 
 TEST(Report, RunsWithoutWallTimeStillRender) {
