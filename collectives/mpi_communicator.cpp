@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 
 #include "collectives/gpu_backend.h"
 #include "collectives/hierarchical_allreduce.h"
@@ -110,14 +111,9 @@ MpiCommunicator::MpiCommunicator(MPI_Comm parent, AllreduceAlgorithm algorithm,
   }
   // Several nodes: the hierarchical all-reduce needs the same number of ranks on each, and
   // more than one (with one rank per node there is nothing to share). All ranks agree.
-  int sizes[2] = {node.size(), -node.size()};  // min and -max through one MPI_MIN
-  checkMpi(MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MIN, comm_.get()),
-           "MPI_Allreduce (node sizes)", rank());
-  if (sizes[0] != -sizes[1] || sizes[0] == 1) return;
-  MPI_Comm across = MPI_COMM_NULL;
-  checkMpi(MPI_Comm_split(comm_.get(), node.rank(), rank(), &across), "MPI_Comm_split (across)",
-           rank());
-  across_ = std::make_unique<MpiComm>(MpiComm::adopt(across));
+  std::optional<MpiComm> across = acrossCommOf(comm_.get(), node);
+  if (!across) return;
+  across_ = std::make_unique<MpiComm>(std::move(*across));
   nodeRankNames_ = rankNamesOf(node.get());
   acrossRankNames_ = rankNamesOf(across_->get());
   node_ = std::make_unique<MpiComm>(std::move(node));

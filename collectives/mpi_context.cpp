@@ -145,4 +145,19 @@ MpiComm nodeCommOf(MPI_Comm parent) {
   return MpiComm::adopt(split);
 }
 
+std::optional<MpiComm> acrossCommOf(MPI_Comm parent, const MpiComm& node) {
+  int rank = -1;
+  int size = 0;
+  MPI_Comm_rank(parent, &rank);
+  MPI_Comm_size(parent, &size);
+  if (node.size() == size) return std::nullopt;  // one node: the same on every rank
+  int sizes[2] = {node.size(), -node.size()};    // min and -max through one MPI_MIN
+  checkMpi(MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MIN, parent),
+           "MPI_Allreduce (node sizes)", rank);
+  if (sizes[0] != -sizes[1] || sizes[0] == 1) return std::nullopt;
+  MPI_Comm across = MPI_COMM_NULL;
+  checkMpi(MPI_Comm_split(parent, node.rank(), rank, &across), "MPI_Comm_split (across)", rank);
+  return MpiComm::adopt(across);
+}
+
 }  // namespace ringtrain

@@ -5,6 +5,8 @@
 
 #include <mpi.h>
 
+#include <optional>
+
 namespace ringtrain {
 
 // Throws CommError("<what> failed on rank R: <MPI error string>") when rc != MPI_SUCCESS.
@@ -74,5 +76,11 @@ class MpiComm {
 // group may be smaller), and each group counts as a node of its own. Throws ConfigError if it
 // is set to anything but a positive whole number.
 MpiComm nodeCommOf(MPI_Comm parent);
+
+// For the hierarchical all-reduce across nodes: when `parent` spans more than one node and
+// every node holds the same number (> 1) of its ranks, the communicator of the ranks whose
+// node rank equals this one's (one per node, in `parent`'s order); otherwise none. `node` is
+// nodeCommOf(parent). Collective over `parent`; every rank gets the same answer.
+std::optional<MpiComm> acrossCommOf(MPI_Comm parent, const MpiComm& node);
 
 }  // namespace ringtrain

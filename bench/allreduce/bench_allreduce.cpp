@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -188,9 +189,8 @@ class Bench {
   // `hier` needs several nodes with the same number (> 1) of ranks each.
   void addHierarchical() {
     node_ = nodeCommOf(comm_.get());
-    int sizes[2] = {node_.size(), -node_.size()};
-    checkMpi(MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MIN, comm_.get()), "MPI_Allreduce");
-    if (sizes[0] != -sizes[1] || sizes[0] == 1 || node_.size() == comm_.size()) {
+    std::optional<MpiComm> across = acrossCommOf(comm_.get(), node_);
+    if (!across) {
       if (comm_.rank() == 0) {
         std::printf(
             "# hier: left out, it needs several nodes of equal size > 1 "
@@ -198,9 +198,7 @@ class Bench {
       }
       return;
     }
-    MPI_Comm across = MPI_COMM_NULL;
-    checkMpi(MPI_Comm_split(comm_.get(), node_.rank(), comm_.rank(), &across), "MPI_Comm_split");
-    across_ = MpiComm::adopt(across);
+    across_ = std::move(*across);
     impls_.push_back("hier");
   }
 
