@@ -45,6 +45,10 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::string backendName() const = 0;
+  // How allreduce() moves the buffers allocateBuffer() has handed out so far, for the
+  // start-up line: the backend's name, with the path it chose at run time where it has a
+  // choice (the ring: shared memory, hierarchical, or messages).
+  virtual std::string allreducePath() const { return backendName(); }
 
   // Element-wise sum (or average) across ranks, in place. `tag` names the operation in
   // timeout messages.

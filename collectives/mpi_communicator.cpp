@@ -133,6 +133,20 @@ std::string MpiCommunicator::backendName() const {
   return algorithm_ == AllreduceAlgorithm::Ring ? "ring" : "mpi";
 }
 
+std::string MpiCommunicator::allreducePath() const {
+  if (size() == 1) return backendName();  // nothing to reduce
+  if (algorithm_ == AllreduceAlgorithm::Mpi) return "mpi (MPI_Allreduce)";
+  bool shared = false;
+  {
+    std::lock_guard<std::mutex> lock(windowsMutex_);
+    shared = !windows_.empty();
+  }
+  if (!shared) return "ring (MPI messages)";
+  if (!across_) return "ring (shared memory, one node)";
+  return "ring (hierarchical: " + std::to_string(size() / node_->size()) + " nodes x " +
+         std::to_string(node_->size()) + " ranks, shared memory inside, rings between)";
+}
+
 void MpiCommunicator::checkTensor(const torch::Tensor& tensor, const char* op) const {
   const std::string where = std::string(op) + ": ";
   if (!tensor.defined()) throw CommError(where + "tensor is undefined", {}, rank());

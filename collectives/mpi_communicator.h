@@ -55,6 +55,7 @@ class MpiCommunicator : public Communicator {
   int rank() const override { return comm_.rank(); }
   int size() const override { return comm_.size(); }
   std::string backendName() const override;
+  std::string allreducePath() const override;
 
   // Supported dtypes: float32, float64, int32, int64, bfloat16, float16; CPU, contiguous.
   WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag = "allreduce",
@@ -89,7 +90,7 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<MpiComm> across_;  // one rank per node, for the hierarchical all-reduce
   std::vector<int> nodeRankNames_;   // node_'s and across_'s ranks as ranks of comm_
   std::vector<int> acrossRankNames_;
-  std::mutex windowsMutex_;
+  mutable std::mutex windowsMutex_;
   std::vector<std::unique_ptr<SharedWindow>> windows_;  // one per allocateBuffer()
   // Last member: destroyed (drained and joined) before the communicator and ops it uses.
   CommThread thread_;

@@ -163,7 +163,7 @@ void Trainer::setUp() {
   if (comm_.rank() == 0 && !options_.quiet) {
     log("ringtrain " RINGTRAIN_VERSION ": model " + cfg_.model.name + " with " +
         std::to_string(parameterCount(*model_)) + " parameters, " + std::to_string(comm_.size()) +
-        " rank(s), backend " + comm_.backendName() + ", " +
+        " rank(s), backend " + comm_.allreducePath() + ", " +
         std::to_string(gradSync_->layout().size()) + " gradient bucket(s), run dir " + runDir_);
   }
 }

@@ -20,6 +20,8 @@ RINGTRAIN_RANKS_PER_NODE=2 train_np4 "$WORK/two_nodes" >"$WORK/two_nodes.out" 2>
   fail "the two-node run failed"
 [ "$(last_metric "$WORK/two_nodes/metrics.jsonl" summary step)" = "60" ] ||
   fail "the two-node run did not finish"
+grep -q "backend ring (hierarchical: 2 nodes x 2 ranks" "$WORK/two_nodes.out" ||
+  fail "the start-up line does not name the hierarchical all-reduce"
 export_safetensors "$WORK/one_node" "$WORK/one.safetensors"
 export_safetensors "$WORK/two_nodes" "$WORK/two.safetensors"
 ! cmp -s "$WORK/one.safetensors" "$WORK/two.safetensors" ||
@@ -34,5 +36,7 @@ RINGTRAIN_RANKS_PER_NODE=2 with_fault "shm_full:rank=3" train_np4 "$WORK/fallbac
   >"$WORK/fallback.out" 2>&1 || fail "the two-node run with rank 3's shared memory full failed"
 [ "$(grep -c "these buffers need" "$WORK/fallback.out")" = 1 ] ||
   fail "the fallback warning was not printed exactly once"
+grep -q "backend ring (MPI messages)" "$WORK/fallback.out" ||
+  fail "the start-up line does not say the buckets fell back to messages"
 same_parameters "$WORK/one_node" "$WORK/fallback"
 echo "PASS"

@@ -9,12 +9,16 @@ STEPS=(--set train.max_steps=20 --set checkpoint.every_steps=0)
 
 train_np2 "$WORK/shared" "${STEPS[@]}" >"$WORK/shared.out" 2>&1 || fail "the shared-memory run failed"
 ! grep -q "these buffers need" "$WORK/shared.out" || fail "a fallback warning without a fault"
+grep -q "backend ring (shared memory, one node)" "$WORK/shared.out" ||
+  fail "the start-up line does not say the buckets take shared memory"
 
 with_fault "shm_full:rank=1" train_np2 "$WORK/full" "${STEPS[@]}" >"$WORK/full.out" 2>&1 ||
   fail "the run with rank 1's shared memory full failed"
 expect_line "$WORK/full.out" \
   "^warning: .* has 0 B free on some rank, less than the .* these buffers need in shared memory; they use the ring's messages instead \(slower\)\. HINT: "
 [ "$(grep -c "these buffers need" "$WORK/full.out")" = 1 ] || fail "the warning was not printed exactly once"
+grep -q "backend ring (MPI messages)" "$WORK/full.out" ||
+  fail "the start-up line does not say the buckets fell back to messages"
 [ "$(last_metric "$WORK/full/metrics.jsonl" summary step)" = "20" ] || fail "the fallback run did not finish"
 same_parameters "$WORK/shared" "$WORK/full"
 
