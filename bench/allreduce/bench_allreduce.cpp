@@ -25,6 +25,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -53,7 +54,12 @@ struct Args {
   int repeats = 20;
   std::vector<std::string> impls = {"ring", "shm", "mpi", "gloo"};  // hier: on request
   RingOptions ring;
+  bool help = false;  // --help: print the usage and run nothing
 };
+
+constexpr const char* kUsage =
+    "usage: mpirun -np N bench_allreduce [--csv FILE] [--min-bytes B] [--max-bytes B] "
+    "[--repeats R] [--impls ring,shm,hier,mpi,gloo] [--segment-bytes B] [--slots K]";
 
 std::vector<std::string> splitCommas(const std::string& text) {
   std::vector<std::string> parts;
@@ -64,32 +70,25 @@ std::vector<std::string> splitCommas(const std::string& text) {
 
 Args parseArgs(int argc, char** argv) {
   Args args;
+  const std::map<std::string, std::function<void(const std::string&)>> setters{
+      {"--csv", [&](const std::string& v) { args.csv = v; }},
+      {"--min-bytes", [&](const std::string& v) { args.minBytes = std::stoll(v); }},
+      {"--max-bytes", [&](const std::string& v) { args.maxBytes = std::stoll(v); }},
+      {"--repeats", [&](const std::string& v) { args.repeats = std::max(1, std::stoi(v)); }},
+      {"--impls", [&](const std::string& v) { args.impls = splitCommas(v); }},
+      {"--segment-bytes", [&](const std::string& v) { args.ring.segmentBytes = std::stoll(v); }},
+      {"--slots", [&](const std::string& v) { args.ring.slots = std::stoi(v); }},
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      throw ConfigError(
-          "usage: bench_allreduce [--csv FILE] [--min-bytes B] [--max-bytes B] "
-          "[--repeats R] [--impls ring,shm,hier,mpi,gloo] [--segment-bytes B] [--slots K]");
+      args.help = true;
+      return args;
     }
-    if (i + 1 >= argc) throw ConfigError("flag " + flag + " needs a value");
-    const std::string value = argv[++i];
-    if (flag == "--csv") {
-      args.csv = value;
-    } else if (flag == "--min-bytes") {
-      args.minBytes = std::stoll(value);
-    } else if (flag == "--max-bytes") {
-      args.maxBytes = std::stoll(value);
-    } else if (flag == "--repeats") {
-      args.repeats = std::max(1, std::stoi(value));
-    } else if (flag == "--impls") {
-      args.impls = splitCommas(value);
-    } else if (flag == "--segment-bytes") {
-      args.ring.segmentBytes = std::stoll(value);
-    } else if (flag == "--slots") {
-      args.ring.slots = std::stoi(value);
-    } else {
-      throw ConfigError("unknown flag " + flag, "run with --help");
-    }
+    const auto setter = setters.find(flag);
+    if (setter == setters.end()) throw ConfigError("unknown flag " + flag, kUsage);
+    if (i + 1 >= argc) throw ConfigError("flag " + flag + " needs a value", kUsage);
+    setter->second(argv[++i]);
   }
   return args;
 }
@@ -361,6 +360,10 @@ bool isOwn(const std::string& impl) {
 int benchMain(const MpiContext& /*mpi*/, int argc, char** argv) {
   const Args args = parseArgs(argc, argv);
   MpiComm comm;
+  if (args.help) {  // every rank parsed the same flags, so every rank returns here
+    if (comm.rank() == 0) std::printf("%s\n", kUsage);
+    return 0;
+  }
   Bench bench(args, comm);
   const bool root = comm.rank() == 0;
   const int n = comm.size();
