@@ -67,6 +67,7 @@ struct TrainConfig {
   int64_t grad_accumulation = 1;       // micro-batches per optimizer step
   std::string on_nonfinite = "abort";  // abort | skip
   std::string precision = "fp32";      // fp32 | bf16
+  double straggler_ratio = 1.5;        // warn when a rank's work per step is this x the others'
 };
 
 struct DistributedConfig {

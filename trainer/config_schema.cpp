@@ -136,6 +136,7 @@ std::vector<ConfigKey> buildSchema() {
     train("grad_accumulation", &TrainConfig::grad_accumulation).atLeast(1),
     train("on_nonfinite", &TrainConfig::on_nonfinite).oneOf({"abort", "skip"}),
     train("precision", &TrainConfig::precision).oneOf({"fp32", "bf16"}),
+    train("straggler_ratio", &TrainConfig::straggler_ratio).atLeast(0),
 
     distributed("backend", &DistributedConfig::backend).oneOf({"ring", "mpi", "nccl"}),
     distributed("mode", &DistributedConfig::mode).oneOf({"allreduce", "ps"}),

@@ -47,6 +47,7 @@ FaultInjector::FaultInjector(const std::string& spec) {
     Fault fault;
     std::string at;
     bool hasStep = false;
+    bool hasMs = false;
     for (size_t i = 1; i < parts.size(); ++i) {
       const auto eq = parts[i].find('=');
       if (eq == std::string::npos) {
@@ -62,6 +63,9 @@ FaultInjector::FaultInjector(const std::string& spec) {
         hasStep = true;
       } else if (key == "seconds") {
         fault.seconds = static_cast<double>(parseInteger(value, item));
+      } else if (key == "ms") {
+        fault.seconds = static_cast<double>(parseInteger(value, item)) / 1000.0;
+        hasMs = true;
       } else if (key == "at") {
         at = value;
       } else if (key == "once") {
@@ -73,6 +77,13 @@ FaultInjector::FaultInjector(const std::string& spec) {
     if (kind == "hang") {
       fault.point = at == "checkpoint" ? FaultPoint::BeforeCheckpointSync : FaultPoint::StepStart;
       if (!at.empty() && at != "sync" && at != "checkpoint") at = "?";
+    } else if (kind == "slow") {
+      if (hasStep || !hasMs) {
+        throw ConfigError(
+            "RINGTRAIN_FAULT: '" + item + "' needs ms=M and no step= (it slows every step)", kHint);
+      }
+      fault.point = FaultPoint::StepStart;
+      hasStep = true;  // every step: fault.step stays -1
     } else if (kind == "kill") {
       fault.point = at == "checkpoint" ? FaultPoint::CheckpointWrite : FaultPoint::AfterStep;
       if (!at.empty() && at != "step" && at != "checkpoint") at = "?";
@@ -86,7 +97,7 @@ FaultInjector::FaultInjector(const std::string& spec) {
       hasStep = true;  // not needed
     } else {
       throw ConfigError("RINGTRAIN_FAULT: unknown fault '" + kind + "' in '" + item +
-                            "' (known: hang, kill, nan, model, shm_full)",
+                            "' (known: hang, slow, kill, nan, model, shm_full)",
                         kHint);
     }
     if (at == "?") throw ConfigError("RINGTRAIN_FAULT: bad at= in '" + item + "'", kHint);
@@ -99,7 +110,7 @@ bool FaultInjector::trigger(FaultPoint point, int rank, int64_t step) const {
   for (const auto& fault : faults_) {
     if (fault.point != point || (fault.rank >= 0 && fault.rank != rank)) continue;
     const bool stepless = point == FaultPoint::BuildModel || point == FaultPoint::SharedMemorySpace;
-    if (!stepless && fault.step != step) continue;
+    if (!stepless && fault.step != -1 && fault.step != step) continue;
     if (!fault.onceFile.empty()) {
       std::error_code ec;
       if (std::filesystem::exists(fault.onceFile, ec)) continue;
@@ -108,6 +119,10 @@ bool FaultInjector::trigger(FaultPoint point, int rank, int64_t step) const {
     switch (point) {
       case FaultPoint::StepStart:
       case FaultPoint::BeforeCheckpointSync:
+        if (fault.step == -1) {  // slow: quietly, at every step
+          std::this_thread::sleep_for(std::chrono::duration<double>(fault.seconds));
+          break;
+        }
         std::fprintf(stderr, "fault injection: rank %d hangs for %.0f s at step %lld\n", rank,
                      fault.seconds, static_cast<long long>(step));
         std::this_thread::sleep_for(std::chrono::duration<double>(fault.seconds));

@@ -9,6 +9,8 @@
 //       rank R sleeps T seconds (default 3600) at the start of step S, so it never joins
 //       that step's gradient all-reduce (at=sync), or before the checkpoint hand-shake
 //       after step S (at=checkpoint).
+//   slow:rank=R:ms=M
+//       rank R sleeps M milliseconds at the start of every step: a straggler.
 //   kill:rank=R:step=S[:at=step|checkpoint][:once=FILE]
 //       rank R kills itself with SIGKILL after completing step S (at=step), or, on rank 0,
 //       in the middle of writing the checkpoint of step S: after its data files, before its
@@ -32,7 +34,7 @@
 namespace ringtrain {
 
 enum class FaultPoint {
-  StepStart,             // hang at=sync
+  StepStart,             // hang at=sync, slow
   BeforeCheckpointSync,  // hang at=checkpoint
   AfterStep,             // kill at=step
   CheckpointWrite,       // kill at=checkpoint
@@ -57,8 +59,8 @@ class FaultInjector {
  private:
   struct Fault {
     FaultPoint point = FaultPoint::AfterStep;
-    int rank = -1;  // -1: every rank
-    int64_t step = -1;
+    int rank = -1;      // -1: every rank
+    int64_t step = -1;  // -1: every step (slow)
     double seconds = 3600.0;
     std::string onceFile;
   };

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -57,6 +58,20 @@ void MetricsWriter::eval(int64_t step, int64_t epoch, double testLoss, double te
                   {"test_loss", testLoss},
                   {"test_accuracy", testAccuracy},
                   {"time_s", secondsSinceStart()}});
+}
+
+Straggler findStraggler(const std::vector<double>& workMs) {
+  if (workMs.size() < 2) throw Error("findStraggler needs two ranks or more");
+  Straggler slowest;
+  slowest.rank = static_cast<int>(std::max_element(workMs.begin(), workMs.end()) - workMs.begin());
+  slowest.workMs = workMs[slowest.rank];
+  std::vector<double> others = workMs;
+  others.erase(others.begin() + slowest.rank);
+  std::sort(others.begin(), others.end());
+  const size_t mid = others.size() / 2;
+  slowest.othersMedianMs =
+      others.size() % 2 == 1 ? others[mid] : 0.5 * (others[mid - 1] + others[mid]);
+  return slowest;
 }
 
 std::string formatDuration(double seconds) {

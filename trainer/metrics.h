@@ -20,6 +20,21 @@ struct StepPhases {
   double update = 0;           // gradient norm (or clipping) and the optimizer step
 };
 
+// The rank whose steps took longest apart from gradient synchronisation. The ranks meet in
+// every all-reduce, so a step lasts as long as the slowest rank's work and the other ranks
+// spend the difference waiting: the slowest rank is the one that waited least.
+struct Straggler {
+  int rank = 0;
+  double workMs = 0;          // its step time minus its sync wait, ms per step
+  double othersMedianMs = 0;  // the median of the other ranks' work
+  double leadMs() const { return workMs - othersMedianMs; }
+  double ratio() const { return othersMedianMs > 0 ? workMs / othersMedianMs : 1.0; }
+};
+
+// `workMs[r]` is rank r's step time minus its sync wait; needs two ranks or more. A tie goes
+// to the lowest rank.
+Straggler findStraggler(const std::vector<double>& workMs);
+
 // Appends records to <runDir>/metrics.jsonl; flushes each line so a killed run keeps them.
 // Train and eval records carry "time_s": seconds since this writer was created (the start
 // of the run, or of the resumed part of a run), for plots against wall time.

@@ -109,6 +109,14 @@ void Trainer::log(const std::string& line) {
 }
 
 void Trainer::setUp() {
+  const double straggler = cfg_.train.straggler_ratio;
+  if (straggler > 0 && straggler < 1) {
+    throw ConfigError(
+        "train.straggler_ratio must be 0 (no warnings) or at least 1, got " + jsonNumber(straggler),
+        "it is how many times the other ranks' work per step a rank's must take to "
+        "be named a straggler (default 1.5)",
+        comm_.rank());
+  }
   setIntraOpThreads(cfg_.train.threads, comm_.size());
   if (cfg_.train.retain_host_memory) retainFreedHostMemory();
 
@@ -230,6 +238,70 @@ bool Trainer::applyUpdate(double localLoss) {
   return true;
 }
 
+void Trainer::logInterval(int64_t steps, double loss, const StepPhases& phases, double seconds,
+                          int64_t globalBatch) {
+  // Every rank's totals in the interval's one collective: summed for the means over ranks
+  // that the record reports, and compared to find the slowest rank.
+  enum { kLoss, kData, kForwardBackward, kSyncWait, kUpdate, kSeconds, kFields };
+  const auto mine = torch::tensor(
+      {loss, phases.data, phases.forwardBackward, phases.syncWait, phases.update, seconds},
+      torch::kFloat64);
+  auto gathered = torch::empty({comm_.size() * kFields}, torch::kFloat64);
+  withTimeoutContext("metrics of step " + std::to_string(state_.step),
+                     [&] { comm_.allgather(mine, gathered)->wait(timeout_); });
+  const auto perRank = gathered.view({comm_.size(), kFields});
+  const auto totals = perRank.sum(0);
+  const double perStep = 1.0 / static_cast<double>(steps * comm_.size());
+  const double meanLoss = totals[kLoss].item<double>() * perStep;
+  const double msPerStep = 1000.0 * perStep;
+  std::vector<std::pair<std::string, double>> extra{
+      {"data_ms", totals[kData].item<double>() * msPerStep},
+      {"forward_backward_ms", totals[kForwardBackward].item<double>() * msPerStep},
+      {"sync_wait_ms", totals[kSyncWait].item<double>() * msPerStep},
+      {"update_ms", totals[kUpdate].item<double>() * msPerStep}};
+  if (comm_.size() > 1) {
+    const auto workSeconds = perRank.select(1, kSeconds) - perRank.select(1, kSyncWait);
+    std::vector<double> workMs;
+    for (int r = 0; r < comm_.size(); ++r) {
+      workMs.push_back(1000.0 * workSeconds[r].item<double>() / static_cast<double>(steps));
+    }
+    const Straggler slowest = findStraggler(workMs);
+    extra.emplace_back("slowest_rank", slowest.rank);
+    extra.emplace_back("slowest_rank_lead_ms", slowest.leadMs());
+    warnOfStraggler(slowest, steps);
+  }
+  if (comm_.rank() != 0) return;
+  const double samplesPerSecond = steps * globalBatch / std::max(seconds, 1e-9);
+  const double lr =
+      scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, state_.step - 1, totalSteps_);
+  metrics_->train(state_.step, state_.epoch, meanLoss, lr, samplesPerSecond, extra);
+  const double eta = (totalSteps_ - state_.step) * globalBatch / samplesPerSecond;
+  if (!options_.quiet) {
+    progress_->update(state_.epoch, cfg_.train.epochs, state_.step, totalSteps_, meanLoss,
+                      samplesPerSecond, eta);
+  }
+}
+
+void Trainer::warnOfStraggler(const Straggler& slowest, int64_t steps) {
+  const double threshold = cfg_.train.straggler_ratio;
+  if (threshold <= 0 || slowest.ratio() < threshold) {
+    warnedStraggler_ = -1;  // a later straggler, even the same rank, is news again
+    return;
+  }
+  if (slowest.rank == warnedStraggler_) return;  // said at the interval it started
+  warnedStraggler_ = slowest.rank;
+  char line[400];
+  std::snprintf(line, sizeof line,
+                "warning: rank %d is a straggler: over steps %lld-%lld its steps took %.2fx as "
+                "long as the other ranks' (%.1f vs %.1f ms of work per step), and every rank "
+                "waits for it; check its node for other load, CPU binding (mpirun --bind-to "
+                "core) or a slower CPU (train.straggler_ratio: 0 silences this)",
+                slowest.rank, static_cast<long long>(state_.step - steps + 1),
+                static_cast<long long>(state_.step), slowest.ratio(), slowest.workMs,
+                slowest.othersMedianMs);
+  log(line);
+}
+
 EvalResult Trainer::evalStep() {
   if (!testSet_) return EvalResult();
   return withTimeoutContext("evaluation after step " + std::to_string(state_.step), [&] {
@@ -309,32 +381,8 @@ TrainSummary Trainer::run() {
         checkReplicasIdentical();
       }
       if (state_.step % cfg_.train.log_every == 0 || state_.step == totalSteps_) {
-        // The logged loss and step phases are means over ranks and the interval's steps.
-        auto totals =
-            torch::tensor({intervalLoss, intervalPhases.data, intervalPhases.forwardBackward,
-                           intervalPhases.syncWait, intervalPhases.update},
-                          torch::kFloat64);
-        comm_.allreduce(totals, "loss, step " + std::to_string(state_.step))->wait(timeout_);
-        const double perStep = 1.0 / static_cast<double>(intervalSteps * comm_.size());
-        const double meanLoss = totals[0].item<double>() * perStep;
-        const double msPerStep = 1000.0 * perStep;
-        const std::vector<std::pair<std::string, double>> phases{
-            {"data_ms", totals[1].item<double>() * msPerStep},
-            {"forward_backward_ms", totals[2].item<double>() * msPerStep},
-            {"sync_wait_ms", totals[3].item<double>() * msPerStep},
-            {"update_ms", totals[4].item<double>() * msPerStep}};
-        const double elapsed = secondsSince(intervalStart);
-        const double samplesPerSecond = intervalSteps * globalBatch / std::max(elapsed, 1e-9);
-        const double lr =
-            scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, state_.step - 1, totalSteps_);
-        if (comm_.rank() == 0) {
-          metrics_->train(state_.step, state_.epoch, meanLoss, lr, samplesPerSecond, phases);
-          const double eta = (totalSteps_ - state_.step) * globalBatch / samplesPerSecond;
-          if (!options_.quiet) {
-            progress_->update(state_.epoch, cfg_.train.epochs, state_.step, totalSteps_, meanLoss,
-                              samplesPerSecond, eta);
-          }
-        }
+        logInterval(intervalSteps, intervalLoss, intervalPhases, secondsSince(intervalStart),
+                    globalBatch);
         intervalStart = Clock::now();
         intervalSteps = 0;
         intervalLoss = 0.0;

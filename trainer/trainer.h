@@ -24,6 +24,8 @@ namespace ringtrain {
 class GradientSynchronizer;
 class MetricsWriter;
 class ProgressPrinter;
+struct StepPhases;
+struct Straggler;
 
 struct RunOptions {
   std::string runDir;  // empty: runs/<train.run_name>
@@ -73,6 +75,12 @@ class Trainer {
   // rank's loss of the step, to name the rank(s) whose loss was not finite.
   bool applyUpdate(double localLoss);
   EvalResult evalStep();
+  // The train record and progress line of the `steps` steps that took `seconds` here.
+  // Collective: gathers every rank's loss and step phases.
+  void logInterval(int64_t steps, double loss, const StepPhases& phases, double seconds,
+                   int64_t globalBatch);
+  // Warns (rank 0) when the slowest rank's work exceeds train.straggler_ratio x the others'.
+  void warnOfStraggler(const Straggler& slowest, int64_t steps);
   void saveCheckpoint();
   void checkReplicasIdentical();
   void log(const std::string& line);
@@ -92,6 +100,7 @@ class Trainer {
   TrainingState state_;
   int64_t totalSteps_ = 0;
   int64_t stepsPerEpoch_ = 0;  // optimizer steps
+  int warnedStraggler_ = -1;   // the straggler warned of and still slow, or -1
   std::chrono::milliseconds timeout_;
 };
 

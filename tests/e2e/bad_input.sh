@@ -27,4 +27,6 @@ expect_error "unknown key 'lrr' in section 'optimizer'.*did you mean 'lr'" 2 tra
   --run-dir "$WORK/r2" --set optimizer.lrr=0.1
 expect_error "batch" 2 train --config "$CFG" --run-dir "$WORK/r3" --set data.batch_size=40000
 expect_error "config" 1 train --config "$WORK/missing.yaml"
+expect_error "train.straggler_ratio must be 0 \(no warnings\) or at least 1, got 0.5" 2 train \
+  --config "$CFG" --run-dir "$WORK/r4" --set train.straggler_ratio=0.5
 echo "PASS"

@@ -72,7 +72,7 @@ same_metrics() {
 import json, sys
 def load(path):
     drop = {"samples_per_s", "time_s", "wall_s", "data_ms", "forward_backward_ms",
-            "sync_wait_ms", "update_ms"}
+            "sync_wait_ms", "update_ms", "slowest_rank", "slowest_rank_lead_ms"}
     return [{k: v for k, v in json.loads(l).items() if k not in drop}
             for l in open(path) if l.strip()]
 a, b = load(sys.argv[1]), load(sys.argv[2])

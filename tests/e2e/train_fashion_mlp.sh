@@ -38,6 +38,7 @@ for r in train:
     step_ms = 1000.0 * 64 * 2 / r["samples_per_s"]
     shares.append(sum(r[k] for k in phases) / step_ms)
     assert shares[-1] <= 1.1, f"phases {shares[-1]:.2f} x the step: {r}"
+    assert r["slowest_rank"] in (0, 1) and r["slowest_rank_lead_ms"] >= 0, r
 shares.sort()
 assert shares[len(shares) // 2] >= 0.5, f"phases cover only {shares} of the steps"
 PYEOF

@@ -115,6 +115,7 @@ train:
   grad_accumulation: 4
   on_nonfinite: skip
   precision: bf16
+  straggler_ratio: 2.5
 distributed:
   backend: mpi
   mode: ps
@@ -157,7 +158,7 @@ TEST(Config, SchemaCoversSectionsInOrder) {
   const std::vector<std::string> all = {"model", "data",        "optimizer", "schedule",
                                         "train", "distributed", "ps",        "checkpoint"};
   EXPECT_EQ(configSections(), all);
-  EXPECT_EQ(configSchema().size(), 53u);  // update when a key is added
+  EXPECT_EQ(configSchema().size(), 54u);  // update when a key is added
   ASSERT_NE(findConfigKey("optimizer", "lr"), nullptr);
   EXPECT_EQ(findConfigKey("optimizer", "lrr"), nullptr);
 }
@@ -198,6 +199,7 @@ TEST(Config, FullFileSetsEveryField) {
   EXPECT_EQ(c.train.grad_accumulation, 4);
   EXPECT_EQ(c.train.on_nonfinite, "skip");
   EXPECT_EQ(c.train.precision, "bf16");
+  EXPECT_DOUBLE_EQ(c.train.straggler_ratio, 2.5);
   EXPECT_EQ(c.distributed.backend, "mpi");
   EXPECT_EQ(c.distributed.mode, "ps");
   EXPECT_DOUBLE_EQ(c.distributed.bucket_mb, 0.5);

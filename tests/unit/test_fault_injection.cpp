@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "trainer/error.h"
@@ -40,6 +41,16 @@ TEST(FaultInjection, HangSleepsForItsSecondsAndAtSelectsThePoint) {
   EXPECT_TRUE(faults.trigger(FaultPoint::BeforeCheckpointSync, 0, 4));
 }
 
+TEST(FaultInjection, SlowFiresAtEveryStepOfItsRankAndSleeps) {
+  const FaultInjector faults("slow:rank=1:ms=30");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(faults.trigger(FaultPoint::StepStart, 1, 0));
+  EXPECT_TRUE(faults.trigger(FaultPoint::StepStart, 1, 57));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(60));
+  EXPECT_FALSE(faults.trigger(FaultPoint::StepStart, 0, 0));
+  EXPECT_FALSE(faults.trigger(FaultPoint::BeforeCheckpointSync, 1, 0));
+}
+
 TEST(FaultInjection, OnceFileMakesAFaultFireOnlyOnce) {
   const auto marker = std::filesystem::temp_directory_path() /
                       ("ringtrain-fault-once-" + std::to_string(::getpid()));
@@ -66,6 +77,8 @@ TEST(FaultInjection, BadSpecsAreConfigErrorsNamingThePart) {
   EXPECT_NE(message("kill:step=1:at=lunch").find("bad at="), std::string::npos);
   EXPECT_NE(message("kill:step=1:colour=red").find("unknown key 'colour'"), std::string::npos);
   EXPECT_NE(message("kill:step").find("not key=value"), std::string::npos);
+  EXPECT_NE(message("slow:rank=1").find("needs ms=M"), std::string::npos);
+  EXPECT_NE(message("slow:ms=5:step=3").find("no step="), std::string::npos);
 }
 
 }  // namespace
