@@ -118,7 +118,10 @@ def ringtrain_phases(run_dir):
     """Where a step went: ms per step of each phase in the train records (mean over ranks),
     averaged over the log intervals."""
     train = ringtrain_train_records(run_dir)
-    return {k: statistics.mean(r[k] for r in train) for k in PHASES}
+    phases = {k: statistics.mean(r[k] for r in train) for k in PHASES}
+    if all("slowest_rank_lead_ms" in r for r in train):  # np > 1
+        phases["lead_ms"] = statistics.mean(r["slowest_rank_lead_ms"] for r in train)
+    return phases
 
 
 def run_ringtrain(args, model, np_, sets, env, rep):
@@ -177,6 +180,7 @@ def print_phases(models, nps, phases, repeats):
           "\nlast columns: each phase's growth from np 1 to np 2 as a share of the np-2 step"
           " (the efficiency it costs)")
     names = ["data", "fwd+bwd", "sync wait", "update", "other"]
+    leads = {}
     print(f"{'model':<12}{'np':>3}{'step':>8}" + "".join(f"{n:>10}" for n in names) +
           "".join(f"{'d ' + n:>12}" for n in names))
     for model in models:
@@ -192,6 +196,11 @@ def print_phases(models, nps, phases, repeats):
         if 1 in rows and 2 in rows:
             step2 = rows[2][0]
             print("".join(f"{(b - a) / step2:12.1%}" for a, b in zip(rows[1][1], rows[2][1])))
+            leads[model] = statistics.median(phases[model, 2, rep]["lead_ms"]
+                                             for rep in range(repeats))
+    for model, lead in leads.items():
+        print(f"{model}: at np 2 the slower rank's work per step exceeded the other's by "
+              f"{lead:.2f} ms (slowest_rank_lead_ms), which the other rank spends in sync wait")
 
 
 def main():
