@@ -79,7 +79,7 @@ class Trainer {
   // Collective: gathers every rank's loss and step phases.
   void logInterval(int64_t steps, double loss, const StepPhases& phases, double seconds,
                    int64_t globalBatch);
-  // Warns (rank 0) when the slowest rank's work exceeds train.straggler_ratio x the others'.
+  // Warns (rank 0) when the slowest rank's work reaches train.straggler_ratio x the others'.
   void warnOfStraggler(const Straggler& slowest, int64_t steps);
   void saveCheckpoint();
   void checkReplicasIdentical();
