@@ -26,13 +26,19 @@ if(NOT _ringtrain_nccl_mode STREQUAL "OFF")
   if(NOT CUDAToolkit_FOUND)
     set(_ringtrain_nccl_why "the CUDA toolkit was not found (set CUDAToolkit_ROOT)")
   else()
-    set(_ringtrain_nccl_hints ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_LIBRARY_ROOT}
-                              ${CUDAToolkit_TARGET_DIR})
+    # A pip-installed CUDA LibTorch loads the NCCL of its nvidia-nccl wheel (site-packages/
+    # nvidia/nccl): link that one, so that one libnccl.so.2 serves LibTorch and ringtrain.
+    set(_ringtrain_wheel_nccl "${TORCH_INSTALL_PREFIX}/../nvidia/nccl")
+    if(NOT EXISTS "${_ringtrain_wheel_nccl}/include/nccl.h")
+      set(_ringtrain_wheel_nccl "")
+    endif()
+    set(_ringtrain_nccl_hints ${NCCL_ROOT} $ENV{NCCL_ROOT} ${_ringtrain_wheel_nccl}
+                              ${CUDAToolkit_LIBRARY_ROOT} ${CUDAToolkit_TARGET_DIR})
     find_path(NCCL_INCLUDE_DIR nccl.h
       HINTS ${_ringtrain_nccl_hints} ${CUDAToolkit_INCLUDE_DIRS}
       PATH_SUFFIXES include)
     # pip's nvidia-nccl wheels ship only the versioned libnccl.so.2.
-    find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2
+    find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 NAMES_PER_DIR
       HINTS ${_ringtrain_nccl_hints} ${CUDAToolkit_LIBRARY_DIR}
       PATH_SUFFIXES lib lib64)
     if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
@@ -56,20 +62,40 @@ if(_ringtrain_nccl_enabled)
   # Plain paths rather than imported targets: an installed ringtrain package then needs no
   # find_package(CUDAToolkit) of its own. PUBLIC: collectives/nccl_communicator.h includes
   # the CUDA and NCCL headers, and the definition tells tests and users what this build holds.
-  target_include_directories(ringtrain SYSTEM PUBLIC ${CUDAToolkit_INCLUDE_DIRS}
-                                                     ${NCCL_INCLUDE_DIR})
-  target_link_libraries(ringtrain PUBLIC ${CUDA_cudart_LIBRARY} ${NCCL_LIBRARY})
+  # NCCL's headers may sit inside the source tree (the project's venv): an exported target
+  # cannot name such a path, so the installed package adds it (ringtrainConfig.cmake.in).
+  # NCCL's first: the toolkit may ship an nccl.h of another version than the NCCL linked.
+  target_include_directories(ringtrain SYSTEM PUBLIC $<BUILD_INTERFACE:${NCCL_INCLUDE_DIR}>
+                                                     ${CUDAToolkit_INCLUDE_DIRS})
+  # Likewise the CUDA runtime: a pip-installed LibTorch loads its wheel's libcudart
+  # (nvidia/cu13/lib for CUDA 13 wheels, nvidia/cuda_runtime/lib for CUDA 12 ones), which
+  # may be newer than the toolkit's; one soname, so link the one LibTorch needs. (LibTorch's
+  # link interface still names the toolkit's libraries, so CMake warns of a cycle among the
+  # run paths; the wheel's directories come first, which .ci/run checks with ldd.)
+  file(GLOB _ringtrain_wheel_cudart
+       "${TORCH_INSTALL_PREFIX}/../nvidia/cu[0-9]*/lib/libcudart.so.[0-9]*"
+       "${TORCH_INSTALL_PREFIX}/../nvidia/cuda_runtime/lib/libcudart.so.[0-9]*")
+  set(RINGTRAIN_CUDART_LIBRARY ${CUDA_cudart_LIBRARY})
+  if(_ringtrain_wheel_cudart)
+    list(GET _ringtrain_wheel_cudart 0 RINGTRAIN_CUDART_LIBRARY)
+  endif()
+  target_link_libraries(ringtrain PUBLIC ${RINGTRAIN_CUDART_LIBRARY} ${NCCL_LIBRARY})
   target_compile_definitions(ringtrain PUBLIC RINGTRAIN_WITH_NCCL=1)
   # With a CUDA LibTorch, the communicator orders its stream after LibTorch's current stream;
   # a CPU-only LibTorch (Debian's) ships the c10/cuda headers but not libc10_cuda, so the
   # headers alone cannot tell: ask the imported targets instead.
-  if(TARGET c10_cuda OR TARGET torch_cuda)
+  if(RINGTRAIN_TORCH_HAS_CUDA)
     target_compile_definitions(ringtrain PRIVATE RINGTRAIN_TORCH_CUDA=1)
     set(_ringtrain_torch_kind "CUDA LibTorch")
   else()
     set(_ringtrain_torch_kind "CPU-only LibTorch: the backend builds but cannot run")
   endif()
-  message(STATUS "ringtrain: NCCL backend ON (CUDA ${CUDAToolkit_VERSION}, ${NCCL_LIBRARY}; "
+  file(STRINGS "${NCCL_INCLUDE_DIR}/nccl.h" _ringtrain_nccl_defines
+       REGEX "^#define NCCL_(MAJOR|MINOR|PATCH) [0-9]+")
+  string(REGEX REPLACE "[^0-9;]" "" _ringtrain_nccl_version "${_ringtrain_nccl_defines}")
+  string(REPLACE ";" "." _ringtrain_nccl_version "${_ringtrain_nccl_version}")
+  message(STATUS "ringtrain: NCCL backend ON (NCCL ${_ringtrain_nccl_version}: ${NCCL_LIBRARY}; "
+                 "CUDA ${CUDAToolkit_VERSION} headers, runtime ${RINGTRAIN_CUDART_LIBRARY}; "
                  "${_ringtrain_torch_kind})")
 else()
   if(_ringtrain_nccl_mode STREQUAL "OFF")

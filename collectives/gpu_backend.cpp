@@ -98,16 +98,38 @@ int selectDevice(int localRank, int localSize, int deviceCount, int rank) {
                           std::to_string(localSize) + " rank(s)",
                       "launch every rank with the same mpirun", rank);
   }
+  if (deviceCount == 1) return 0;  // each rank sees its own GPU, or requireOwnGpu refuses
   if (localSize > deviceCount) {
     throw ConfigError(
         "distributed.backend: nccl needs one GPU per rank, but " + std::to_string(localSize) +
             " ranks share this node's " + std::to_string(deviceCount) + " GPU(s)",
         "launch at most " + std::to_string(deviceCount) + " rank(s) per node (mpirun -np " +
             std::to_string(deviceCount) + ", or --map-by ppr:" + std::to_string(deviceCount) +
-            ":node on several nodes)",
+            ":node on several nodes), or give each rank its own GPU (srun --gpus-per-task=1)",
         rank);
   }
   return localRank;
+}
+
+std::pair<int, int> sameGpuOnANode(const std::vector<std::string>& gpuIds) {
+  for (size_t a = 0; a < gpuIds.size(); ++a) {
+    for (size_t b = a + 1; b < gpuIds.size(); ++b) {
+      if (gpuIds[a] == gpuIds[b]) return {static_cast<int>(a), static_cast<int>(b)};
+    }
+  }
+  return {-1, -1};
+}
+
+void requireOwnGpu(const std::vector<std::string>& gpuIds, int rank) {
+  const auto [first, second] = sameGpuOnANode(gpuIds);
+  if (first < 0) return;
+  throw ConfigError("distributed.backend: nccl needs one GPU per rank, but local ranks " +
+                        std::to_string(first) + " and " + std::to_string(second) +
+                        " of this node's " + std::to_string(gpuIds.size()) + " ranks share GPU " +
+                        gpuIds[static_cast<size_t>(first)],
+                    "give each rank its own GPU (srun --gpus-per-task=1, a different "
+                    "CUDA_VISIBLE_DEVICES per rank), or launch one rank per GPU",
+                    rank);
 }
 
 std::string formatGpuError(const std::string& call, int rank, const std::string& codeName, int code,

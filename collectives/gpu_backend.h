@@ -13,6 +13,8 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "collectives/communicator.h"
 
@@ -32,9 +34,21 @@ GpuProbe probeGpu();
 // Throws ConfigError with one line and a HINT unless `probe` can run the nccl backend.
 void requireGpuBackend(const GpuProbe& probe, int rank = -1);
 
-// The GPU of a rank: its local rank. Throws ConfigError when the node has more ranks than
-// GPUs (NCCL refuses two ranks on one GPU, and sharing one would only slow both down).
+// The GPU of a rank, as an index among the GPUs this process sees:
+// - exactly one GPU visible: device 0. A scheduler that gives each task its own GPU (SLURM
+//   --gpus-per-task=1, or CUDA_VISIBLE_DEVICES per rank) shows each rank one device, and
+//   sameGpuOnANode then tells whether two ranks got the same physical GPU;
+// - otherwise its local rank. Throws ConfigError when the node has more ranks than the GPUs
+//   a rank sees (NCCL refuses two ranks on one GPU, and sharing one would slow both down).
 int selectDevice(int localRank, int localSize, int deviceCount, int rank = -1);
+
+// The local ranks of the first two entries of `gpuIds` (one per local rank: the physical
+// GPU's UUID) that name the same GPU, or {-1, -1} when every rank has its own.
+std::pair<int, int> sameGpuOnANode(const std::vector<std::string>& gpuIds);
+
+// Throws ConfigError naming the two local ranks and their GPU when sameGpuOnANode finds
+// that ranks share one; `rank` is the caller's rank, for the error line.
+void requireOwnGpu(const std::vector<std::string>& gpuIds, int rank = -1);
 
 // "ncclAllReduce failed on rank 1: unhandled system error (ncclSystemError=2). <detail>"
 // `rank` < 0 leaves the rank out; an empty `detail` leaves it out.

@@ -4,14 +4,17 @@
 #include <cstdio>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "collectives/gpu_backend.h"
+#include "collectives/mpi_context.h"
 #include "trainer/error.h"
 
 // Only a CUDA LibTorch has libc10_cuda: a CPU-only one (Debian's) ships the header without
 // the library, so CMake decides (RINGTRAIN_TORCH_CUDA, see cmake/nccl.cmake), not
 // __has_include.
 #if RINGTRAIN_TORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -171,30 +174,45 @@ int64_t tensorBytes(const torch::Tensor& t) {
   return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
 }
 
-struct LocalPlacement {
-  int rank = 0;
-  int size = 1;
-};
-
-// This process's rank among the ranks of `comm` on its node.
-LocalPlacement localPlacement(MPI_Comm comm, int rank) {
-  MPI_Comm local = MPI_COMM_NULL;
-  checkMpi(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &local),
-           "MPI_Comm_split_type", rank);
-  LocalPlacement placement;
-  MPI_Comm_rank(local, &placement.rank);
-  MPI_Comm_size(local, &placement.size);
-  MPI_Comm_free(&local);
-  return placement;
+// The physical GPU behind `device`, as NVIDIA's tools print it ("GPU-8c1f...-..."): the same
+// GPU reads the same in every process, whatever index CUDA_VISIBLE_DEVICES gives it there.
+std::string gpuUuid(int device, int rank) {
+  cudaDeviceProp properties{};
+  checkCuda(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties", rank);
+  const auto* b = reinterpret_cast<const unsigned char*>(properties.uuid.bytes);
+  char text[48];
+  std::snprintf(text, sizeof text,
+                "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+                b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+                b[14], b[15]);
+  return text;
 }
 
+// Chooses this rank's GPU among those it sees, and checks over the node that no two ranks
+// chose the same physical GPU (ranks that each see one device may still see the same one).
 int selectAndSetDevice(MPI_Comm comm, int rank) {
   std::string error;
   const int count = cudaDeviceCount(&error);
   if (count <= 0) requireGpuBackend(probeGpu(), rank);  // throws the one clear line
-  const LocalPlacement local = localPlacement(comm, rank);
-  const int device = selectDevice(local.rank, local.size, count, rank);
+  const MpiComm node = nodeCommOf(comm);
+  int localRank = 0;
+  int localSize = 1;
+  MPI_Comm_rank(node.get(), &localRank);
+  MPI_Comm_size(node.get(), &localSize);
+  const int device = selectDevice(localRank, localSize, count, rank);
   checkCuda(cudaSetDevice(device), "cudaSetDevice", rank);
+
+  constexpr int kIdBytes = 48;
+  std::vector<char> mine(kIdBytes, '\0');
+  const std::string uuid = gpuUuid(device, rank);
+  std::copy(uuid.begin(), uuid.end(), mine.begin());
+  std::vector<char> all(static_cast<size_t>(kIdBytes) * static_cast<size_t>(localSize));
+  checkMpi(
+      MPI_Allgather(mine.data(), kIdBytes, MPI_CHAR, all.data(), kIdBytes, MPI_CHAR, node.get()),
+      "MPI_Allgather(GPU UUIDs)", rank);
+  std::vector<std::string> ids;
+  for (int r = 0; r < localSize; ++r) ids.emplace_back(all.data() + r * kIdBytes);
+  requireOwnGpu(ids, rank);
   return device;
 }
 
@@ -318,9 +336,20 @@ WorkPtr NcclCommunicator::launch(std::string description, std::vector<torch::Ten
   inFlight_ = std::move(still);
 
   checkCuda(cudaSetDevice(device_), "cudaSetDevice", rank());
+  const cudaStream_t stream = shared_->stream.get();
+#if RINGTRAIN_TORCH_CUDA
+  // LibTorch's caching allocator reuses a block once its tensor is freed, ordered only on the
+  // stream that allocated it: record the communication stream's use too, so a tensor
+  // released before its collective ends (a Work dropped unwaited) is not handed out early.
+  const auto commStream =
+      c10::cuda::getStreamFromExternal(stream, static_cast<c10::DeviceIndex>(device_));
+  for (const auto& t : keep) {
+    if (t.is_cuda())
+      c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), commStream);
+  }
+#endif
   auto work = std::make_shared<NcclWork>(shared_, std::move(description), std::move(keep),
                                          std::move(finish));
-  const cudaStream_t stream = shared_->stream.get();
   // Order the collective after the compute that produced its input, without blocking the
   // host or the compute stream.
   checkCuda(cudaEventRecord(shared_->ready.get(), computeStream(device_)), "cudaEventRecord",

@@ -18,6 +18,11 @@ EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize
   const bool wasTraining = model.is_training();
   model.eval();
   const auto [begin, end] = evalRange(dataset.size(), comm.rank(), comm.size());
+  // [GPU, backend nccl] The replica lives on its GPU while the dataset's batches are CPU
+  // tensors; .to() is a no-op on the CPU.
+  const auto parameters = model.parameters();
+  const torch::Device device =
+      parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
   double lossSum = 0.0;
   double correct = 0.0;
   double predictions = 0.0;
@@ -27,10 +32,11 @@ EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize
     indices.reserve(static_cast<size_t>(stop - start));
     for (int64_t i = start; i < stop; ++i) indices.push_back(i);
     const Batch batch = dataset.get(indices);
-    auto logits = model.forward(batch.inputs);
-    lossSum += crossEntropyPerPrediction(logits, batch.targets).sum().item<double>();
-    correct += logits.argmax(-1).eq(batch.targets).sum().item<double>();
-    predictions += static_cast<double>(batch.targets.numel());
+    auto logits = model.forward(batch.inputs.to(device));
+    const auto targets = batch.targets.to(device);
+    lossSum += crossEntropyPerPrediction(logits, targets).sum().item<double>();
+    correct += logits.argmax(-1).eq(targets).sum().item<double>();
+    predictions += static_cast<double>(targets.numel());
   }
   auto totals = torch::tensor({lossSum, correct, predictions, static_cast<double>(end - begin)},
                               torch::kFloat64);

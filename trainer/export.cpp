@@ -1,5 +1,9 @@
 #include "trainer/export.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -159,9 +163,29 @@ void writeTorchStateDict(const std::string& path, const std::vector<NamedTensor>
   c10::Dict<std::string, at::Tensor> dict;
   // A clone owns exactly its elements: pickling a view would save its whole base storage.
   for (const auto& t : tensors) dict.insert(t.name, t.tensor.contiguous().clone());
-  const std::vector<char> bytes = torch::pickle_save(dict);
+  // What torch::pickle_save writes (torch.save's zip: data.pkl and data/<n> per storage),
+  // less the type tag that LibTorch puts on a typed dict: the tag is the global
+  // torch.jit._pickle.restore_type_tag, which torch.load refuses under weights_only=True,
+  // its default since PyTorch 2.6. A plain dict of tensors loads under it.
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler(
+      [&](const char* data, size_t size) { pickled.insert(pickled.end(), data, data + size); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(dict);
+  pickler.stop();
+  std::vector<char> zip;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
+    const char* bytes = static_cast<const char*>(data);
+    zip.insert(zip.end(), bytes, bytes + size);
+    return size;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickled.data(), pickled.size(), pickler.tensorData(),
+                                     writer);
+  writer.writeEndOfFile();
   AtomicFile out(path);
-  out.write(bytes.data(), bytes.size());
+  out.write(zip.data(), zip.size());
   out.commit();
 }
 

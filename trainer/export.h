@@ -36,7 +36,8 @@ void writeSafetensors(const std::string& path, const std::vector<NamedTensor>& t
                       const std::vector<std::pair<std::string, std::string>>& metadata);
 
 // Writes a dict {name: tensor} in PyTorch's zip-based pickle format (LibTorch's own pickle
-// writer, as torch.save produces), which torch.load reads into a state_dict.
+// writer, as torch.save produces), which torch.load reads into a state_dict, also with
+// weights_only=True (no global beyond torch's tensor rebuilders).
 void writeTorchStateDict(const std::string& path, const std::vector<NamedTensor>& tensors);
 
 }  // namespace ringtrain

@@ -3,7 +3,9 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
+#include <torch/version.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -12,14 +14,38 @@
 namespace ringtrain {
 namespace {
 
-class AfterAccumulation : public torch::autograd::FunctionPostHook {
+namespace autograd = torch::autograd;
+
+#if TORCH_VERSION_MAJOR >= 2
+
+class AfterAccumulation : public autograd::PostAccumulateGradHook {
+ public:
+  AfterAccumulation(std::function<void(size_t)> callback, size_t index,
+                    std::unique_ptr<autograd::PostAccumulateGradHook> previous)
+      : callback_(std::move(callback)), index_(index), previous_(std::move(previous)) {}
+
+  void operator()(const autograd::Variable& parameter) override {
+    if (previous_) (*previous_)(parameter);
+    callback_(index_);
+  }
+
+  std::unique_ptr<autograd::PostAccumulateGradHook> takePrevious() { return std::move(previous_); }
+
+ private:
+  std::function<void(size_t)> callback_;
+  size_t index_;
+  std::unique_ptr<autograd::PostAccumulateGradHook> previous_;
+};
+
+#else
+
+class AfterAccumulation : public autograd::FunctionPostHook {
  public:
   AfterAccumulation(std::function<void(size_t)> callback, size_t index)
       : callback_(std::move(callback)), index_(index) {}
 
-  torch::autograd::variable_list operator()(
-      const torch::autograd::variable_list& outputs,
-      const torch::autograd::variable_list& /*inputs*/) override {
+  autograd::variable_list operator()(const autograd::variable_list& outputs,
+                                     const autograd::variable_list& /*inputs*/) override {
     callback_(index_);
     return outputs;
   }
@@ -28,6 +54,8 @@ class AfterAccumulation : public torch::autograd::FunctionPostHook {
   std::function<void(size_t)> callback_;
   size_t index_;
 };
+
+#endif
 
 }  // namespace
 
@@ -42,15 +70,33 @@ AccumulatedGradHooks::AccumulatedGradHooks(const std::vector<torch::Tensor>& par
                               "be hooked",
                           "register parameters with register_parameter, not computed tensors");
     }
-    auto accumulator = torch::autograd::impl::grad_accumulator(p);
+#if TORCH_VERSION_MAJOR >= 2
+    auto& slot = autograd::impl::post_acc_grad_hooks(p);
+    auto hook = std::make_unique<AfterAccumulation>(onAccumulated, i, std::move(slot));
+    const auto key = reinterpret_cast<std::uintptr_t>(hook.get());
+    autograd::impl::set_post_acc_grad_hooks(p, std::move(hook));
+    hooks_.push_back({p, nullptr, key});
+#else
+    std::shared_ptr<autograd::Node> node = autograd::impl::grad_accumulator(p);
     const std::uintptr_t key =
-        accumulator->add_post_hook(std::make_unique<AfterAccumulation>(onAccumulated, i));
-    hooks_.push_back({std::move(accumulator), key});
+        node->add_post_hook(std::make_unique<AfterAccumulation>(onAccumulated, i));
+    hooks_.push_back({p, node, key});
+#endif
   }
 }
 
 AccumulatedGradHooks::~AccumulatedGradHooks() {
-  for (auto& hook : hooks_) hook.accumulator->del_post_hook(hook.key);
+  for (auto it = hooks_.rbegin(); it != hooks_.rend(); ++it) {
+#if TORCH_VERSION_MAJOR >= 2
+    // Put back the hook that was chained, unless someone replaced ours meanwhile.
+    auto& slot = autograd::impl::post_acc_grad_hooks(it->parameter);
+    if (reinterpret_cast<std::uintptr_t>(slot.get()) == it->key) {
+      slot = static_cast<AfterAccumulation*>(slot.get())->takePrevious();
+    }
+#else
+    std::static_pointer_cast<autograd::Node>(it->node)->del_post_hook(it->key);
+#endif
+  }
 }
 
 }  // namespace ringtrain

@@ -4,16 +4,19 @@
 // into .grad, so a hook that needs the final .grad (with earlier micro-batches' gradients in
 // it) must compute `.grad + new` into a fresh tensor: an allocation of the parameter's size
 // per parameter per step (for fashion_mlp's 800 KB fc1.weight that was page faults worth a
-// third of the step; see bench/RESULTS.md). PyTorch DDP's Reducer instead hooks the
-// parameter's AccumulateGrad node, whose post-hooks run after the addition; this class does
-// the same, through the autograd API that LibTorch 1.13 and 2.x both install.
+// third of the step; see bench/RESULTS.md). The hook must run after the addition:
+// - LibTorch 2.x: the tensor's post-accumulate-grad hook, the slot Python's
+//   Tensor.register_post_accumulate_grad_hook fills (AccumulateGrad calls it once .grad
+//   holds the sum). The slot holds one hook: one already there is chained, not replaced,
+//   and put back when this object goes.
+// - LibTorch 1.13 has no such slot: a post-hook on the parameter's AccumulateGrad node, as
+//   PyTorch DDP's Reducer did before 2.x.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <vector>
 
 namespace ringtrain {
@@ -35,9 +38,11 @@ class AccumulatedGradHooks {
 
  private:
   struct Hook {
-    // Held so that every backward reuses this node (autograd keeps only a weak reference).
-    std::shared_ptr<torch::autograd::Node> accumulator;
-    std::uintptr_t key;
+    torch::Tensor parameter;
+    // 1.13: the AccumulateGrad node, held so that every backward reuses it (autograd keeps
+    // only a weak reference); 2.x: unused.
+    std::shared_ptr<void> node;
+    std::uintptr_t key;  // identifies the installed hook
   };
   std::vector<Hook> hooks_;
 };

@@ -1,5 +1,7 @@
 #include "trainer/optim.h"
 
+#include <torch/version.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -56,6 +58,14 @@ void setLearningRate(torch::optim::Optimizer& optimizer, double lr) {
       adamw->lr(lr);
     }
   }
+}
+
+void zeroGradsInPlace(torch::optim::Optimizer& optimizer) {
+#if TORCH_VERSION_MAJOR >= 2
+  optimizer.zero_grad(/*set_to_none=*/false);
+#else
+  optimizer.zero_grad();
+#endif
 }
 
 }  // namespace ringtrain

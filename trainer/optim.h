@@ -22,4 +22,10 @@ double scheduledLearningRate(const ScheduleConfig& schedule, double baseLr, int6
 
 void setLearningRate(torch::optim::Optimizer& optimizer, double lr);
 
+// Zeroes every .grad in place, keeping the tensor (for the Trainer, a slice of its gradient
+// bucket). LibTorch 1.13's zero_grad() does this; 2.x's default sets .grad to none, after
+// which the next backward allocates a fresh gradient that the bucket must copy back in: a
+// copy per parameter per step.
+void zeroGradsInPlace(torch::optim::Optimizer& optimizer);
+
 }  // namespace ringtrain

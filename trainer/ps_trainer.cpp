@@ -16,6 +16,7 @@
 #include "trainer/host_process.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
+#include "trainer/precision.h"
 #include "trainer/ps_worker.h"
 
 namespace fs = std::filesystem;
@@ -282,7 +283,13 @@ double PsTrainer::trainStep(PsWorker& worker, Loader& loader) {
   for (int64_t micro = 0; micro < accumulation; ++micro) {
     auto batch = loader.next();
     if (!batch) throw TrainingError("data loader ended early", "", rank_);
-    auto loss = crossEntropyPerPrediction(model_->forward(batch->inputs), batch->targets).mean();
+    torch::Tensor loss;
+    {
+      const AutocastScope autocast(cfg_.train.precision, torch::kCPU);
+      loss = crossEntropyPerPrediction(model_->forward(batch->inputs).to(torch::kFloat32),
+                                       batch->targets)
+                 .mean();
+    }
     if (micro == accumulation - 1) worker.beginBackward(state_.step, totalSteps_);
     (loss / static_cast<double>(accumulation)).backward();
     stepLoss += loss.item<double>() / accumulation;

@@ -17,6 +17,7 @@
 #include "trainer/host_process.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
+#include "trainer/precision.h"
 #include "trainer/watchdog.h"
 
 namespace fs = std::filesystem;
@@ -43,11 +44,11 @@ auto timed(double& total, F&& f) {
 }
 
 // Stable hash of the exact bytes of every parameter: replicas that drifted apart by a
-// single bit disagree.
+// single bit disagree. A replica on a GPU is copied to host memory first (a no-op on the CPU).
 int64_t parameterBytesHash(const torch::nn::Module& module) {
   uint64_t h = 1469598103934665603ULL;
   for (const auto& p : module.parameters()) {
-    auto t = p.detach().contiguous();
+    auto t = p.detach().to(torch::kCPU).contiguous();
     const auto* bytes = static_cast<const unsigned char*>(t.data_ptr());
     const size_t n = static_cast<size_t>(t.numel()) * t.element_size();
     for (size_t i = 0; i < n; ++i) {
@@ -192,8 +193,13 @@ double Trainer::trainStep(const Batch& batch, double lossScale) {
   model_->train();
   // [GPU, backend nccl] The loader's batches are on the CPU; .to() is a no-op on the CPU.
   const torch::Device device = trainingDevice(comm_);
-  auto logits = model_->forward(batch.inputs.to(device));
-  auto loss = crossEntropyPerPrediction(logits, batch.targets.to(device)).mean();
+  torch::Tensor loss;
+  {
+    // Backward runs outside autocast, as PyTorch's AMP recipe has it; the loss is float32.
+    const AutocastScope autocast(cfg_.train.precision, device);
+    auto logits = model_->forward(batch.inputs.to(device));
+    loss = crossEntropyPerPrediction(logits.to(torch::kFloat32), batch.targets.to(device)).mean();
+  }
   if (processFaults().trigger(FaultPoint::Loss, comm_.rank(), state_.step)) {
     loss = loss * std::numeric_limits<float>::quiet_NaN();  // test-only
   }
@@ -223,7 +229,7 @@ bool Trainer::applyUpdate(double localLoss) {
                              nonfiniteLossRanks(comm_, localLoss, timeout_);
     if (cfg_.train.on_nonfinite == "skip") {
       log("warning: " + what + "; skipping the update (train.on_nonfinite: skip)");
-      optimizer_->zero_grad();
+      zeroGradsInPlace(*optimizer_);
       return false;
     }
     throw TrainingError(what,
@@ -234,7 +240,7 @@ bool Trainer::applyUpdate(double localLoss) {
   setLearningRate(*optimizer_, scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, state_.step,
                                                      totalSteps_));
   optimizer_->step();
-  optimizer_->zero_grad();
+  zeroGradsInPlace(*optimizer_);
   return true;
 }
 

@@ -13,7 +13,8 @@
 #      (-DCMAKE_PREFIX_PATH=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)'))
 #      with -DRINGTRAIN_NCCL=ON and PyTorch's own NCCL, and builds the CLI and the unit tests;
 #   4. runs the unit tests (the NCCL communicator's GPU test runs only here);
-#   5. trains fashion_cnn for 1 epoch on 1 rank with distributed.backend=nccl;
+#   5. trains fashion_cnn for 1 epoch on 1 rank with distributed.backend=nccl, in fp32 and
+#      with train.precision=bf16;
 #   6. checks that 2 ranks on 1 GPU are refused with one clear line;
 #   7. trains the same model the same way with PyTorch on the same GPU
 #      (bench/gpu/pytorch_fashion_cnn.py) and writes the comparison table.
@@ -57,6 +58,8 @@ say "machine"
 } | tee -a "$log"
 torch_prefix="$("$PY" -c 'import torch;print(torch.utils.cmake_prefix_path)' 2>/dev/null)"
 [ -n "$torch_prefix" ] || { say "FATAL: $PY has no torch"; exit 2; }
+"$PY" -c 'import sys, torch; sys.exit(0 if int(torch.__version__.split(".")[0]) >= 2 else 1)' ||
+  say "WARNING: $PY's torch is older than 2.x, the primary target (launch/requirements.txt)"
 # Link PyTorch's own NCCL (pip nvidia-nccl-*), so one libnccl.so.2 serves both.
 site="$("$PY" -c 'import site;print(site.getsitepackages()[0])')"
 nccl_lib="$(find "$site/nvidia" -name 'libnccl.so*' 2>/dev/null | head -n 1)"
@@ -121,6 +124,13 @@ step "ringtrain train (nccl, 1 rank, 1 epoch)" ringtrain_train.txt launch "$bin"
   --set checkpoint.enabled=false
 cp "$build/run_nccl/metrics.jsonl" "$results/metrics_nccl.jsonl" 2>/dev/null
 
+# 5b. The same with train.precision: bf16 (autocast on the GPU, float32 master weights).
+step "ringtrain train (nccl, 1 rank, 1 epoch, bf16)" ringtrain_train_bf16.txt launch "$bin" \
+  train --config "$root/configs/fashion_mnist_cnn.yaml" --run-dir "$build/run_nccl_bf16" \
+  --set distributed.backend=nccl --set train.epochs=1 --set data.dir="$data" \
+  --set checkpoint.enabled=false --set train.precision=bf16
+cp "$build/run_nccl_bf16/metrics.jsonl" "$results/metrics_nccl_bf16.jsonl" 2>/dev/null
+
 # 6. Two ranks cannot share the one GPU: refused at start with one clear line.
 if command -v mpirun >/dev/null; then
   say "2 ranks on 1 GPU"
@@ -149,9 +159,12 @@ def records(path):
         return [json.loads(l) for l in open(path) if l.strip().startswith("{")]
     except OSError:
         return []
-rt = records(os.path.join(res, "metrics_nccl.jsonl"))
-summary = next((r for r in reversed(rt) if r.get("kind") == "summary"), None)
-evals = [r for r in rt if r.get("kind") == "eval"]
+def run(name):
+    recs = records(os.path.join(res, name))
+    summary = next((r for r in reversed(recs) if r.get("kind") == "summary"), None)
+    evals = [r for r in recs if r.get("kind") == "eval"]
+    return summary, evals
+summary, evals = run("metrics_nccl.jsonl")
 py = next((r for r in reversed(records(os.path.join(res, "pytorch.txt")))
            if r.get("kind") == "pytorch_summary"), None)
 try:
@@ -168,6 +181,13 @@ if summary:
           f"{summary['samples_per_s']:.0f} | {acc:.4f} |")
 else:
     print("| ringtrain, backend nccl | failed | | | |")
+bf16, bf16_evals = run("metrics_nccl_bf16.jsonl")
+if bf16:
+    acc = bf16_evals[-1]["test_accuracy"] if bf16_evals else float("nan")
+    print(f"| ringtrain, backend nccl, bf16 | {bf16['step']} | {bf16['wall_s']:.2f} | "
+          f"{bf16['samples_per_s']:.0f} | {acc:.4f} |")
+else:
+    print("| ringtrain, backend nccl, bf16 | failed | | | |")
 if py:
     print(f"| PyTorch {py['torch']} | {py['steps']} | {py['wall_s']:.2f} | "
           f"{py['samples_per_s']:.0f} | {py['test_accuracy']:.4f} |")

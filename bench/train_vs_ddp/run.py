@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Training throughput of ringtrain against PyTorch DDP (gloo), side by side.
 
 For every repeat, model and world size, runs `ringtrain train` and ddp_train.py back to back
@@ -12,9 +12,12 @@ its own timer). The steps stay within one epoch at np 2, so no evaluation falls 
 With --bind core (the default), np 1 runs alternate between cores 0 and 1 by repeat (see
 mpirun()); np 2 binds one rank to each core.
 
-  /usr/bin/python3 bench/train_vs_ddp/run.py --ringtrain build/ringtrain [--repeats 5]
+  .venv/bin/python bench/train_vs_ddp/run.py --ringtrain build/ringtrain [--repeats 5]
+
+The DDP peer runs under the Python that runs this script (the venv's torch 2.x, from
+launch/setup.sh).
       [--models fashion_cnn,fashion_mlp] [--nps 1,2] [--blas openblas|reference]
-      [--variant NAME:section.key=value,...] [--ceiling] [--csv results.csv]
+      [--variant NAME:section.key=value,...] [--binary NAME:PATH] [--ceiling] [--csv results.csv]
 """
 import argparse
 import csv
@@ -88,9 +91,9 @@ def mpirun(np_, bind, rep=0):
     return ["mpirun", "--oversubscribe", "--bind-to", bind, "-np", str(np_)]
 
 
-def ringtrain_command(args, model, np_, sets, run_dir, mpi_prefix):
+def ringtrain_command(args, model, np_, sets, run_dir, mpi_prefix, binary=None):
     steps, interval = STEPS[model]
-    cmd = mpi_prefix + [args.ringtrain, "train", "--config", os.path.join(ROOT, CONFIGS[model]),
+    cmd = mpi_prefix + [binary or args.ringtrain, "train", "--config", os.path.join(ROOT, CONFIGS[model]),
                         "--run-dir", run_dir]
     for s in [f"train.max_steps={steps}", f"train.log_every={interval}", "train.threads=1",
               "train.epochs=1000", "checkpoint.enabled=false"] + sets:
@@ -124,10 +127,11 @@ def ringtrain_phases(run_dir):
     return phases
 
 
-def run_ringtrain(args, model, np_, sets, env, rep):
+def run_ringtrain(args, model, np_, sets, env, rep, binary=None):
     run_dir = tempfile.mkdtemp(prefix="ringtrain-bench-")
     try:
-        cmd = ringtrain_command(args, model, np_, sets, run_dir, mpirun(np_, args.bind, rep))
+        cmd = ringtrain_command(args, model, np_, sets, run_dir, mpirun(np_, args.bind, rep),
+                                binary)
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, timeout=900)
         return ringtrain_samples_per_s(model, np_, run_dir), ringtrain_phases(run_dir)
     finally:
@@ -155,7 +159,7 @@ def run_ringtrain_independent_pair(args, model, env):
 
 def run_ddp(args, model, np_, env, rep):
     steps, interval = STEPS[model]
-    cmd = mpirun(np_, args.bind, rep) + ["/usr/bin/python3", os.path.join(HERE, "ddp_train.py"),
+    cmd = mpirun(np_, args.bind, rep) + [sys.executable, os.path.join(HERE, "ddp_train.py"),
                                     "--model", model, "--steps", str(steps), "--warmup",
                                     str(interval), "--threads", "1"] + DDP_ARGS[model]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=900)
@@ -215,6 +219,9 @@ def main():
     ap.add_argument("--variant", action="append", default=[],
                     help="extra ringtrain column NAME:key=value,key=value (e.g. "
                          "no-overlap:distributed.overlap=false)")
+    ap.add_argument("--binary", action="append", default=[],
+                    help="extra ringtrain column NAME:PATH, another build of ringtrain run the "
+                         "same way (e.g. libtorch-1.13:build-1.13/ringtrain)")
     ap.add_argument("--no-ddp", action="store_true", help="ringtrain variants only")
     ap.add_argument("--ceiling", action="store_true",
                     help="also run two independent single-rank jobs at once (one per core, no "
@@ -228,6 +235,11 @@ def main():
     for v in args.variant:
         name, _, sets = v.partition(":")
         variants.append((name, [s for s in sets.split(",") if s]))
+    binaries = {}
+    for b in args.binary:
+        name, _, path = b.partition(":")
+        binaries[name] = os.path.abspath(path)
+        variants.append((name, []))
     impls = [name for name, _ in variants] + ([] if args.no_ddp else ["ddp"])
     models = args.models.split(",")
     nps = [int(n) for n in args.nps.split(",")]
@@ -247,7 +259,8 @@ def main():
                     if impl == "ddp":
                         sps = run_ddp(args, model, np_, env, rep)
                     else:
-                        sps, ph = run_ringtrain(args, model, np_, dict(variants)[impl], env, rep)
+                        sps, ph = run_ringtrain(args, model, np_, dict(variants)[impl], env, rep,
+                                                binaries.get(impl))
                         if impl == "ringtrain":
                             phases[model, np_, rep] = dict(ph, step_ms=64e3 * np_ / sps)
                     runs.append((impl, model, np_, rep, sps))

@@ -3,7 +3,7 @@ set -euo pipefail
 : "${RINGTRAIN_BIN:?set by ctest}"
 : "${RINGTRAIN_SOURCE_DIR:?set by ctest}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-PY=/usr/bin/python3
+PY="${RINGTRAIN_PYTHON:-/usr/bin/python3}"  # set by ctest: the venv's, with torch
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 

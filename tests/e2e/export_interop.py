@@ -4,7 +4,10 @@
   specification (8-byte little-endian header length, JSON header, contiguous data), and
   checks the layout rules: 8-byte aligned data, space padding, offsets that cover the
   buffer with no holes or overlaps, "__metadata__" holding the config.
-* Loads the torch export with torch.load and checks it holds the same tensors.
+* Loads the safetensors file again with the real `safetensors` package
+  (safetensors.torch.load_file, and safe_open for the metadata) and checks it agrees.
+* Loads the torch export with torch.load (weights_only=True, torch 2.x's safe default) and
+  checks it holds the same tensors.
 * Builds the torch.nn equivalent of ringtrain's fashion_cnn (examples/python/fashion_models.py,
   written from models/fashion.cpp with PyTorch's own layers), loads the
   weights strictly, reads the Fashion-MNIST test images itself, normalises them with the
@@ -19,6 +22,8 @@ import struct
 import sys
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "examples", "python"))
@@ -74,6 +79,11 @@ def read_safetensors(path):
     return tensors, metadata
 
 
+def safetensors_version():
+    import safetensors
+    return safetensors.__version__
+
+
 def config_value(config, section, key):
     match = re.search(rf"^{section}:\n(?:  .*\n)*?  {key}: (.*)$", config, re.MULTILINE)
     check(match is not None, f"{section}.{key} not in the exported config")
@@ -91,7 +101,17 @@ def main():
     tensors, metadata = read_safetensors(args.safetensors)
     config = metadata.get("config", "")
     check(config_value(config, "model", "name") == "fashion_cnn", "metadata config is not the run's")
-    state = torch.load(args.torch)
+    reference = load_file(args.safetensors)
+    check(sorted(reference) == sorted(tensors),
+          f"safetensors.torch.load_file names {sorted(reference)} != {sorted(tensors)}")
+    for name, t in tensors.items():
+        check(reference[name].dtype == t.dtype and torch.equal(reference[name], t),
+              f"{name}: safetensors.torch.load_file disagrees with the spec reader")
+    with safe_open(args.safetensors, framework="pt") as f:
+        check(f.metadata() == metadata, "safe_open metadata differs from the spec reader's")
+    print(f"safetensors {safetensors_version()}: load_file and safe_open agree on "
+          f"{len(reference)} tensors and the metadata")
+    state = torch.load(args.torch, weights_only=True)
     check(list(state) == list(tensors), f"torch export names {list(state)} != {list(tensors)}")
     for name, t in tensors.items():
         check(torch.equal(state[name], t), f"{name} differs between the two exports")

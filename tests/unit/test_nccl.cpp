@@ -113,21 +113,45 @@ TEST(NcclDeviceSelection, LocalRankIsTheDevice) {
   EXPECT_EQ(selectDevice(2, 4, 8), 2);  // spare GPUs stay unused
 }
 
-TEST(NcclDeviceSelection, MoreRanksThanGpusOnANodeIsAConfigError) {
+TEST(NcclDeviceSelection, ARankThatSeesOneGpuUsesDeviceZero) {
+  // SLURM --gpus-per-task=1 or a CUDA_VISIBLE_DEVICES per rank: every rank sees one device.
+  EXPECT_EQ(selectDevice(1, 2, 1), 0);
+  EXPECT_EQ(selectDevice(3, 4, 1), 0);
+}
+
+TEST(NcclDeviceSelection, MoreRanksThanTheGpusARankSeesIsAConfigError) {
   int rank = -2;
-  const std::string line = configErrorLine([] { selectDevice(1, 2, 1, 5); }, &rank);
+  const std::string line = configErrorLine([] { selectDevice(1, 3, 2, 5); }, &rank);
   EXPECT_EQ(rank, 5);
-  EXPECT_TRUE(contains(line, "needs one GPU per rank, but 2 ranks share this node's 1 GPU(s)"))
+  EXPECT_TRUE(contains(line, "needs one GPU per rank, but 3 ranks share this node's 2 GPU(s)"))
       << line;
-  EXPECT_TRUE(contains(line, "HINT: launch at most 1 rank(s) per node (mpirun -np 1")) << line;
+  EXPECT_TRUE(contains(line, "HINT: launch at most 2 rank(s) per node (mpirun -np 2")) << line;
   // Every rank of the node fails alike, local rank 0 included: none is left waiting.
-  EXPECT_THROW(selectDevice(0, 2, 1), ConfigError);
+  EXPECT_THROW(selectDevice(0, 3, 2), ConfigError);
+}
+
+TEST(NcclDeviceSelection, RanksOnTheSamePhysicalGpuAreFound) {
+  EXPECT_EQ(sameGpuOnANode({}), std::make_pair(-1, -1));
+  EXPECT_EQ(sameGpuOnANode({"GPU-a"}), std::make_pair(-1, -1));
+  EXPECT_EQ(sameGpuOnANode({"GPU-a", "GPU-b", "GPU-c"}), std::make_pair(-1, -1));
+  EXPECT_EQ(sameGpuOnANode({"GPU-a", "GPU-b", "GPU-a"}), std::make_pair(0, 2));
+  EXPECT_EQ(sameGpuOnANode({"GPU-a", "GPU-b", "GPU-b", "GPU-a"}), std::make_pair(0, 3));
+  EXPECT_NO_THROW(requireOwnGpu({"GPU-a", "GPU-b"}, 1));
+  int rank = -2;
+  const std::string line = configErrorLine([] { requireOwnGpu({"GPU-x", "GPU-x"}, 1); }, &rank);
+  EXPECT_EQ(rank, 1);
+  EXPECT_TRUE(contains(line,
+                       "needs one GPU per rank, but local ranks 0 and 1 of this node's 2 "
+                       "ranks share GPU GPU-x"))
+      << line;
+  EXPECT_TRUE(contains(line, "HINT: give each rank its own GPU (srun --gpus-per-task=1")) << line;
 }
 
 TEST(NcclDeviceSelection, NoGpuOrABadLocalRankIsAConfigError) {
   EXPECT_THROW(selectDevice(0, 1, 0), ConfigError);
   EXPECT_THROW(selectDevice(-1, 2, 2), ConfigError);
   EXPECT_THROW(selectDevice(2, 2, 4), ConfigError);
+  EXPECT_THROW(selectDevice(2, 2, 1), ConfigError);
 }
 
 TEST(NcclErrors, FormatNamesCallRankTextAndCode) {

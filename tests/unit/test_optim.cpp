@@ -52,6 +52,22 @@ TEST(Optimizer, SetLearningRateReachesEveryGroup) {
   }
 }
 
+TEST(Optimizer, ZeroGradsInPlaceKeepsTheGradientTensor) {
+  // The Trainer's .grad tensors are slices of its gradient buckets: zeroing must keep them
+  // (LibTorch 2.x's zero_grad() would set them to none).
+  auto w = torch::ones({3}, torch::requires_grad());
+  OptimizerConfig cfg;
+  auto opt = makeOptimizer(cfg, {w});
+  auto bucket = torch::full({5}, 7.0f);
+  // An alias of the bucket's memory, as GradientSynchronizer makes them (not a view, which
+  // zero_grad could not detach in place).
+  w.mutable_grad() = torch::empty({0}).set_(bucket.storage(), 1, {3});
+  zeroGradsInPlace(*opt);
+  ASSERT_TRUE(w.grad().defined());
+  EXPECT_EQ(w.grad().data_ptr(), bucket.narrow(0, 1, 3).data_ptr());
+  EXPECT_TRUE(torch::equal(bucket, torch::tensor({7.0f, 0.0f, 0.0f, 0.0f, 7.0f})));
+}
+
 TEST(Buckets, ReverseOrderFirstBucketSmallEveryParameterOnce) {
   std::vector<torch::Tensor> params;
   for (int i = 0; i < 10; ++i) params.push_back(torch::zeros({100000}));  // 0.38 MiB each
