@@ -175,19 +175,15 @@ except OSError:
 print(f"## GPU: fashion_cnn, 1 epoch, batch 64, 1 rank, {gpu}\n")
 print("| run | steps | wall s | samples/s | test accuracy |")
 print("|---|---|---|---|---|")
-if summary:
+def row(name, summary, evals):
+    if not summary:
+        print(f"| {name} | failed | | | |")
+        return
     acc = evals[-1]["test_accuracy"] if evals else float("nan")
-    print(f"| ringtrain, backend nccl | {summary['step']} | {summary['wall_s']:.2f} | "
+    print(f"| {name} | {summary['step']} | {summary['wall_s']:.2f} | "
           f"{summary['samples_per_s']:.0f} | {acc:.4f} |")
-else:
-    print("| ringtrain, backend nccl | failed | | | |")
-bf16, bf16_evals = run("metrics_nccl_bf16.jsonl")
-if bf16:
-    acc = bf16_evals[-1]["test_accuracy"] if bf16_evals else float("nan")
-    print(f"| ringtrain, backend nccl, bf16 | {bf16['step']} | {bf16['wall_s']:.2f} | "
-          f"{bf16['samples_per_s']:.0f} | {acc:.4f} |")
-else:
-    print("| ringtrain, backend nccl, bf16 | failed | | | |")
+row("ringtrain, backend nccl", summary, evals)
+row("ringtrain, backend nccl, bf16", *run("metrics_nccl_bf16.jsonl"))
 if py:
     print(f"| PyTorch {py['torch']} | {py['steps']} | {py['wall_s']:.2f} | "
           f"{py['samples_per_s']:.0f} | {py['test_accuracy']:.4f} |")
