@@ -29,7 +29,9 @@ class AfterAccumulation : public autograd::PostAccumulateGradHook {
     callback_(index_);
   }
 
-  std::unique_ptr<autograd::PostAccumulateGradHook> takePrevious() { return std::move(previous_); }
+  // The hook this one chains to: another AfterAccumulation of a second set of hooks over the
+  // same parameter, or the user's own.
+  std::unique_ptr<autograd::PostAccumulateGradHook>& previous() { return previous_; }
 
  private:
   std::function<void(size_t)> callback_;
@@ -88,10 +90,18 @@ AccumulatedGradHooks::AccumulatedGradHooks(const std::vector<torch::Tensor>& par
 AccumulatedGradHooks::~AccumulatedGradHooks() {
   for (auto it = hooks_.rbegin(); it != hooks_.rend(); ++it) {
 #if TORCH_VERSION_MAJOR >= 2
-    // Put back the hook that was chained, unless someone replaced ours meanwhile.
-    auto& slot = autograd::impl::post_acc_grad_hooks(it->parameter);
-    if (reinterpret_cast<std::uintptr_t>(slot.get()) == it->key) {
-      slot = static_cast<AfterAccumulation*>(slot.get())->takePrevious();
+    // Unlink ours from the chain, wherever it sits (sets of hooks over the same parameters
+    // may go in any order), and put what it chained to in its place. A foreign hook that
+    // replaced the chain without keeping it already destroyed ours.
+    auto* link = &autograd::impl::post_acc_grad_hooks(it->parameter);
+    while (*link) {
+      auto* ours = dynamic_cast<AfterAccumulation*>(link->get());
+      if (ours == nullptr) break;
+      if (reinterpret_cast<std::uintptr_t>(ours) == it->key) {
+        *link = std::move(ours->previous());
+        break;
+      }
+      link = &ours->previous();
     }
 #else
     std::static_pointer_cast<autograd::Node>(it->node)->del_post_hook(it->key);
