@@ -6,7 +6,7 @@
 # Layout under the prefix:
 #   bin/ringtrain                               the command-line tool
 #   lib/libringtrain.a                          the library
-#   include/ringtrain/{trainer,collectives,models,data}/*.h
+#   include/ringtrain/{core,trainer,collectives,models,data}/**/*.h
 #                                               headers, included as "trainer/trainer.h"
 #   lib/cmake/ringtrain/ringtrainConfig.cmake   the package (+ Targets, ConfigVersion)
 #
@@ -32,7 +32,7 @@ set(_ringtrain_header_excludes)
 if(NOT RINGTRAIN_WITH_NCCL)
   set(_ringtrain_header_excludes PATTERN "nccl_*" EXCLUDE PATTERN "cuda_*" EXCLUDE)
 endif()
-foreach(_dir trainer collectives models data)
+foreach(_dir core trainer collectives models data)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${_dir}/
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ringtrain/${_dir}
     FILES_MATCHING PATTERN "*.h" ${_ringtrain_header_excludes})

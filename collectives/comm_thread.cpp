@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 

@@ -1,6 +1,6 @@
 #include "collectives/gpu_backend.h"
 
-#include "trainer/error.h"
+#include "core/error.h"
 
 #if RINGTRAIN_WITH_NCCL
 #include "collectives/nccl_communicator.h"

@@ -26,7 +26,7 @@
 #include <cstring>
 
 #include "collectives/shm_allreduce.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 

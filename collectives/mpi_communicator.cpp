@@ -12,8 +12,8 @@
 #include "collectives/gpu_backend.h"
 #include "collectives/hierarchical_allreduce.h"
 #include "collectives/shm_allreduce.h"
-#include "trainer/error.h"
-#include "trainer/fault_injection.h"
+#include "core/error.h"
+#include "core/faults.h"
 
 namespace ringtrain {
 namespace {

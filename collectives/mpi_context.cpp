@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 

@@ -4,7 +4,7 @@
 #include <exception>
 #include <memory>
 
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 

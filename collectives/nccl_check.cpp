@@ -1,7 +1,7 @@
 #include "collectives/cuda_check.h"
 
 #include "collectives/gpu_backend.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 

@@ -8,7 +8,7 @@
 
 #include "collectives/gpu_backend.h"
 #include "collectives/mpi_context.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 // Only a CUDA LibTorch has libc10_cuda: a CPU-only one (Debian's) ships the header without
 // the library, so CMake decides (RINGTRAIN_TORCH_CUDA, see cmake/nccl.cmake), not

@@ -25,7 +25,7 @@
 #include <algorithm>
 
 #include "collectives/mpi_context.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 namespace {

@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "collectives/mpi_context.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 namespace {

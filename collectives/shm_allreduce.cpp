@@ -25,7 +25,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 

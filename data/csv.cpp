@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 

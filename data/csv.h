@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "data/data_config.h"
 #include "data/dataset.h"
 #include "data/split.h"
-#include "trainer/config.h"
 
 namespace ringtrain {
 

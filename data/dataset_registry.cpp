@@ -4,10 +4,10 @@
 #include <memory>
 #include <mutex>
 
+#include "core/error.h"
 #include "data/csv.h"
 #include "data/fashion_mnist.h"
 #include "data/token_shards.h"
-#include "trainer/error.h"
 
 namespace ringtrain {
 

@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/error.h"
 #include "data/idx.h"
-#include "trainer/error.h"
 
 namespace ringtrain {
 

@@ -12,7 +12,7 @@
 #include <system_error>
 #include <vector>
 
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 

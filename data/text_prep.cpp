@@ -9,8 +9,8 @@
 #include <memory>
 #include <regex>
 
+#include "core/error.h"
 #include "data/token_shards.h"
-#include "trainer/error.h"
 
 namespace fs = std::filesystem;
 

@@ -14,7 +14,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace fs = std::filesystem;
 

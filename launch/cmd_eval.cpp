@@ -5,8 +5,8 @@
 #include "collectives/mpi_communicator.h"
 #include "data/dataset_registry.h"
 #include "launch/commands.h"
+#include "trainer/checkpoint/inference.h"
 #include "trainer/evaluate.h"
-#include "trainer/inference.h"
 
 namespace ringtrain::cli {
 

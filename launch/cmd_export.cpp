@@ -2,11 +2,11 @@
 // checkpoint (or a run directory's newest valid one) for other frameworks.
 #include <iostream>
 
+#include "core/error.h"
 #include "launch/commands.h"
-#include "trainer/checkpoint.h"
-#include "trainer/error.h"
-#include "trainer/export.h"
-#include "trainer/inference.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/export.h"
+#include "trainer/checkpoint/inference.h"
 
 namespace ringtrain::cli {
 

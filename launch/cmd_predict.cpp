@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <iostream>
 
+#include "core/error.h"
 #include "data/dataset_registry.h"
 #include "launch/commands.h"
-#include "trainer/error.h"
-#include "trainer/inference.h"
+#include "trainer/checkpoint/inference.h"
 
 namespace ringtrain::cli {
 

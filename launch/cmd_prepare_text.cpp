@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "data/text_prep.h"
 #include "launch/commands.h"
-#include "trainer/error.h"
 
 namespace ringtrain::cli {
 

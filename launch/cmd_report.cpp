@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "launch/commands.h"
-#include "trainer/error.h"
-#include "trainer/report.h"
+#include "trainer/report/report.h"
 
 namespace ringtrain::cli {
 

@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "launch/commands.h"
 #include "models/gpt.h"
-#include "trainer/error.h"
-#include "trainer/inference.h"
+#include "trainer/checkpoint/inference.h"
 
 namespace ringtrain::cli {
 

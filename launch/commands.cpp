@@ -1,6 +1,6 @@
 #include "launch/commands.h"
 
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain::cli {
 

@@ -4,9 +4,9 @@
 #include <iostream>
 #include <optional>
 
+#include "core/error.h"
 #include "launch/commands.h"
-#include "trainer/blas_kernels.h"
-#include "trainer/error.h"
+#include "trainer/host/blas_kernels.h"
 
 namespace {
 

@@ -7,8 +7,8 @@
 #include <tuple>
 #include <type_traits>
 
-#include "trainer/config_schema.h"
-#include "trainer/error.h"
+#include "core/error.h"
+#include "core/names.h"
 
 namespace ringtrain {
 
@@ -31,7 +31,7 @@ T readOption(const YAML::Node& options, const std::string& key, T fallback) {
   } catch (const YAML::Exception&) {
     throw ConfigError("model.options." + key + " of model 'gpt' is '" + YAML::Dump(node) +
                           "', not a valid " + (std::is_same_v<T, bool> ? "boolean" : "number"),
-                      "see the option list in models/gpt.h or README.md");
+                      "see the option list in models/gpt.h or docs/language-models.md");
   }
 }
 

@@ -3,9 +3,9 @@
 #include <map>
 #include <mutex>
 
+#include "core/error.h"
 #include "models/fashion.h"
 #include "models/gpt.h"
-#include "trainer/error.h"
 
 namespace ringtrain {
 

@@ -7,17 +7,17 @@
 #include <fstream>
 
 #include "collectives/mpi_communicator.h"
+#include "core/error.h"
 #include "data/dataset_registry.h"
 #include "data/loader.h"
 #include "data/sharding.h"
 #include "models/registry.h"
-#include "trainer/error.h"
 #include "trainer/evaluate.h"
-#include "trainer/host_process.h"
-#include "trainer/metrics.h"
-#include "trainer/optim.h"
+#include "trainer/host/host_process.h"
+#include "trainer/optim/optimizer.h"
 #include "trainer/precision.h"
-#include "trainer/ps_worker.h"
+#include "trainer/ps/worker.h"
+#include "trainer/report/metrics.h"
 
 namespace fs = std::filesystem;
 
@@ -61,11 +61,11 @@ PsTrainer::PsTrainer(Config cfg, RunOptions options, ModelPtr model, DatasetPtr 
       timeout_(static_cast<int64_t>(cfg_.distributed.timeout_s * 1000.0)) {
   checkMpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
   checkMpi(MPI_Comm_size(MPI_COMM_WORLD, &worldSize_), "MPI_Comm_size");
-  roles_ = assignPsRoles(worldSize_, cfg_.ps.servers, cfg_.ps.placement);
+  roles_ = ps::assignRoles(worldSize_, cfg_.ps.servers, cfg_.ps.placement);
   const bool userSupplied = model_ != nullptr;
   torch::manual_seed(cfg_.train.seed);
   if (!model_) model_ = makeModel(cfg_.model.name, cfg_.model.options);
-  layout_ = std::make_unique<PsLayout>(psParameterInfo(*model_), roles_.numServers());
+  layout_ = std::make_unique<ps::Layout>(ps::parameterInfo(*model_), roles_.numServers());
   if (!isServer() && !userSupplied && !trainSet_) {
     trainSet_ = makeDataset(cfg_.data, Split::Train);
     testSet_ = makeDataset(cfg_.data, Split::Test);
@@ -91,7 +91,7 @@ void PsTrainer::setUp() {
 
   runDir_ =
       options_.runDir.empty() ? (fs::path("runs") / cfg_.train.run_name).string() : options_.runDir;
-  comms_ = std::make_unique<PsComms>(makePsComms(MPI_COMM_WORLD, roles_));
+  comms_ = std::make_unique<ps::Comms>(ps::makeComms(MPI_COMM_WORLD, roles_));
   checkSameLayoutEverywhere();
 
   state_.worldSize = worldSize_;
@@ -209,7 +209,7 @@ TrainSummary PsTrainer::run() {
 
 void PsTrainer::runServer(const std::string& resumeDir) {
   const int index = roles_.serverIndex(rank_);
-  PsServer server(cfg_, roles_, *layout_, comms_->ps.get(), comms_->role.get());
+  ps::Server server(cfg_, roles_, *layout_, comms_->ps.get(), comms_->role.get());
   const auto partitionState = [this](int64_t step) {
     TrainingState state = state_;
     state.step = step;
@@ -276,7 +276,7 @@ void PsTrainer::resumeWorker(const std::string& dir) {
   log("resumed from " + dir + " at step " + std::to_string(state_.step));
 }
 
-double PsTrainer::trainStep(PsWorker& worker, Loader& loader) {
+double PsTrainer::trainStep(ps::Worker& worker, Loader& loader) {
   const int64_t accumulation = cfg_.train.grad_accumulation;
   model_->train();
   double stepLoss = 0.0;
@@ -318,7 +318,7 @@ double PsTrainer::trainStep(PsWorker& worker, Loader& loader) {
   return stepLoss;
 }
 
-void PsTrainer::syncPoint(PsWorker& worker, bool checkpoint, bool evaluate, EvalResult* eval) {
+void PsTrainer::syncPoint(ps::Worker& worker, bool checkpoint, bool evaluate, EvalResult* eval) {
   const bool save = checkpoint && cfg_.checkpoint.enabled;
   worker.sync(state_.step, save);
   if (evaluate) {
@@ -347,8 +347,8 @@ TrainSummary PsTrainer::runWorker(const std::string& resumeDir) {
   if (!resumeDir.empty()) resumeWorker(resumeDir);
   // Hooks push while backward runs, unless the worker must see the whole gradient first.
   const bool clipOnWorker = cfg_.ps.consistency != "bsp" && cfg_.train.grad_clip_norm > 0.0;
-  PsWorker worker(cfg_, roles_, *layout_, comms_->ps.get(), model_->parameters(),
-                  cfg_.distributed.overlap && !clipOnWorker);
+  ps::Worker worker(cfg_, roles_, *layout_, comms_->ps.get(), model_->parameters(),
+                    cfg_.distributed.overlap && !clipOnWorker);
   if (resumeDir.empty() && firstWorker()) worker.sendInitial();
   worker.sync(state_.step, false);  // every worker starts from the servers' parameters
 
@@ -444,7 +444,7 @@ void PsTrainer::report(TrainSummary& summary, double wallSeconds) {
   checkMpi(MPI_Igather(sent.data(), fields, MPI_DOUBLE, all.data(), fields, MPI_DOUBLE,
                        roles_.workers[0], comms_->ps.get(), &request),
            "MPI_Igather (parameter-server report)", rank_);
-  PoliteWaiter(timeout_, rank_).wait(request, nullptr, [] {
+  ps::PoliteWaiter(timeout_, rank_).wait(request, nullptr, [] {
     return std::string("every rank's end-of-run report");
   });
   if (!firstWorker()) return;

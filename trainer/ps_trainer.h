@@ -32,11 +32,11 @@
 #include "collectives/communicator.h"
 #include "data/dataset.h"
 #include "models/model.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config.h"
-#include "trainer/ps_layout.h"
-#include "trainer/ps_protocol.h"
-#include "trainer/ps_server.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/config/config.h"
+#include "trainer/ps/layout.h"
+#include "trainer/ps/protocol.h"
+#include "trainer/ps/server.h"
 #include "trainer/trainer.h"
 
 namespace ringtrain {
@@ -44,7 +44,9 @@ namespace ringtrain {
 class Loader;
 class MetricsWriter;
 class ProgressPrinter;
-class PsWorker;
+namespace ps {
+class Worker;
+}  // namespace ps
 
 class PsTrainer {
  public:
@@ -67,11 +69,11 @@ class PsTrainer {
   bool isServer() const { return roles_.isServer(rank_); }
   // Workers: the replica, holding the final parameters after run().
   Model& model() { return *model_; }
-  const PsRoles& roles() const { return roles_; }
-  const PsLayout& layout() const { return *layout_; }
+  const ps::Roles& roles() const { return roles_; }
+  const ps::Layout& layout() const { return *layout_; }
   const std::string& runDir() const { return runDir_; }
   // Servers, after run().
-  const PsServerStats& serverStats() const { return serverStats_; }
+  const ps::ServerStats& serverStats() const { return serverStats_; }
 
  private:
   void setUp();
@@ -80,8 +82,8 @@ class PsTrainer {
   void runServer(const std::string& resumeDir);
   TrainSummary runWorker(const std::string& resumeDir);
   void resumeWorker(const std::string& dir);
-  double trainStep(PsWorker& worker, Loader& loader);
-  void syncPoint(PsWorker& worker, bool checkpoint, bool evaluate, EvalResult* eval);
+  double trainStep(ps::Worker& worker, Loader& loader);
+  void syncPoint(ps::Worker& worker, bool checkpoint, bool evaluate, EvalResult* eval);
   void report(TrainSummary& summary, double wallSeconds);
   void log(const std::string& line);
   bool firstWorker() const { return roles_.workerIndex(rank_) == 0; }
@@ -95,9 +97,9 @@ class PsTrainer {
   ModelPtr model_;
   DatasetPtr trainSet_;
   DatasetPtr testSet_;
-  PsRoles roles_;
-  std::unique_ptr<PsLayout> layout_;
-  std::unique_ptr<PsComms> comms_;
+  ps::Roles roles_;
+  std::unique_ptr<ps::Layout> layout_;
+  std::unique_ptr<ps::Comms> comms_;
   std::unique_ptr<Communicator> ownedComm_;  // the evaluation communicator, unless slotted
   std::unique_ptr<Communicator>* commSlot_;
   Communicator* workerComm_ = nullptr;                      // workers only: evaluation
@@ -105,7 +107,7 @@ class PsTrainer {
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<ProgressPrinter> progress_;
   TrainingState state_;
-  PsServerStats serverStats_;
+  ps::ServerStats serverStats_;
   int64_t stepsPerEpoch_ = 0;
   int64_t totalSteps_ = 0;
   double samplesTrained_ = 0.0;  // by this worker in this run

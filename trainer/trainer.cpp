@@ -6,19 +6,19 @@
 #include <limits>
 
 #include "collectives/gpu_backend.h"
+#include "core/error.h"
+#include "core/faults.h"
 #include "data/dataset_registry.h"
 #include "data/loader.h"
 #include "data/sharding.h"
 #include "models/registry.h"
-#include "trainer/error.h"
+#include "trainer/allreduce/allreduce_sync.h"
+#include "trainer/deadlines.h"
 #include "trainer/evaluate.h"
-#include "trainer/fault_injection.h"
-#include "trainer/grad_sync.h"
-#include "trainer/host_process.h"
-#include "trainer/metrics.h"
-#include "trainer/optim.h"
+#include "trainer/host/host_process.h"
+#include "trainer/optim/optimizer.h"
 #include "trainer/precision.h"
-#include "trainer/watchdog.h"
+#include "trainer/report/metrics.h"
 
 namespace fs = std::filesystem;
 
@@ -30,17 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Runs f() and adds the seconds it took to `total`.
-template <typename F>
-auto timed(double& total, F&& f) {
-  struct AddOnExit {
-    double& total;
-    Clock::time_point start = Clock::now();
-    ~AddOnExit() { total += secondsSince(start); }
-  } adder{total};
-  return f();
 }
 
 // Stable hash of the exact bytes of every parameter: replicas that drifted apart by a
@@ -59,22 +48,6 @@ int64_t parameterBytesHash(const torch::nn::Module& module) {
   return static_cast<int64_t>(h);
 }
 
-// Which ranks' losses were not finite, for the message about a non-finite (averaged)
-// gradient norm. Collective; every rank sees that norm alike and calls it.
-std::string nonfiniteLossRanks(Communicator& comm, double localLoss,
-                               std::chrono::milliseconds timeout) {
-  auto mine = torch::tensor({localLoss}, torch::kFloat64);
-  auto all = torch::empty({comm.size()}, torch::kFloat64);
-  comm.allgather(mine, all)->wait(timeout);
-  std::string ranks;
-  for (int r = 0; r < comm.size(); ++r) {
-    if (std::isfinite(all[r].item<double>())) continue;
-    ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-  }
-  return ranks.empty() ? " (the loss was finite on every rank: a gradient overflowed)"
-                       : " (non-finite loss on rank(s) " + ranks + ")";
-}
-
 }  // namespace
 
 Trainer::Trainer(Config cfg, Communicator& comm, RunOptions options)
@@ -89,6 +62,15 @@ Trainer::Trainer(Config cfg, Communicator& comm, RunOptions options, ModelPtr mo
       trainSet_(std::move(trainSet)),
       testSet_(std::move(testSet)),
       timeout_(static_cast<int64_t>(cfg_.distributed.timeout_s * 1000.0)) {
+  // The two modes are two classes until one loop serves both: a ps config must not quietly
+  // train by all-reduce.
+  if (cfg_.distributed.mode != "allreduce") {
+    throw ConfigError("distributed.mode: " + cfg_.distributed.mode +
+                          " is not trained by ringtrain::Trainer, which all-reduces",
+                      "construct ringtrain::PsTrainer(cfg, options) for parameter-server mode "
+                      "(as `ringtrain train` does), or set distributed.mode: allreduce",
+                      comm_.rank());
+  }
   const bool userSupplied = model_ != nullptr;
   torch::manual_seed(cfg_.train.seed);
   if (!model_) model_ = makeModel(cfg_.model.name, cfg_.model.options);
@@ -139,15 +121,7 @@ void Trainer::setUp() {
   // [GPU, backend nccl] The replica lives on this rank's GPU, moved before the optimizer and
   // the gradient buckets take its parameters; every other backend keeps it on the CPU.
   model_->to(trainingDevice(comm_));
-  std::vector<torch::Tensor> parameters = model_->parameters();
-  optimizer_ = makeOptimizer(cfg_.optimizer, parameters);
-  GradSyncOptions syncOptions;
-  syncOptions.bucketMb = cfg_.distributed.bucket_mb;
-  syncOptions.overlap = cfg_.distributed.overlap;
-  syncOptions.compression = parseGradCompression(cfg_.distributed.compression);
-  syncOptions.timeout = timeout_;
-  gradSync_ = std::make_unique<GradientSynchronizer>(comm_, parameters, syncOptions);
-
+  optimizer_ = makeOptimizer(cfg_.optimizer, model_->parameters());
   const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, comm_.rank(), comm_.size(),
                              cfg_.train.seed, cfg_.data.shuffle);
   stepsPerEpoch_ = sampler.stepsPerEpoch() / cfg_.train.grad_accumulation;
@@ -159,6 +133,10 @@ void Trainer::setUp() {
   }
   totalSteps_ = stepsPerEpoch_ * cfg_.train.epochs;
   if (cfg_.train.max_steps > 0) totalSteps_ = std::min(totalSteps_, cfg_.train.max_steps);
+
+  sync_ =
+      std::make_unique<AllreduceSync>(cfg_, comm_, model_->parameters(), *optimizer_, totalSteps_,
+                                      [this](const std::string& m) { log("warning: " + m); });
 
   state_.worldSize = comm_.size();
   state_.totalSteps = totalSteps_;
@@ -172,8 +150,7 @@ void Trainer::setUp() {
   if (comm_.rank() == 0 && !options_.quiet) {
     log("ringtrain " RINGTRAIN_VERSION ": model " + cfg_.model.name + " with " +
         std::to_string(parameterCount(*model_)) + " parameters, " + std::to_string(comm_.size()) +
-        " rank(s), backend " + comm_.allreducePath() + ", " +
-        std::to_string(gradSync_->layout().size()) + " gradient bucket(s), run dir " + runDir_);
+        " rank(s), " + sync_->describe() + ", run dir " + runDir_);
   }
 }
 
@@ -205,43 +182,6 @@ double Trainer::trainStep(const Batch& batch, double lossScale) {
   }
   (loss * lossScale).backward();
   return loss.item<double>();
-}
-
-void Trainer::reduceGrads() {
-  if (comm_.size() > 1) gradSync_->synchronize(state_.step);
-}
-
-bool Trainer::applyUpdate(double localLoss) {
-  auto parameters = model_->parameters();
-  double norm = 0.0;
-  if (cfg_.train.grad_clip_norm > 0.0) {
-    norm = torch::nn::utils::clip_grad_norm_(parameters, cfg_.train.grad_clip_norm);
-  } else {
-    std::vector<torch::Tensor> norms;
-    for (const auto& p : parameters) {
-      if (p.grad().defined()) norms.push_back(p.grad().norm());
-    }
-    norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
-  }
-  if (!std::isfinite(norm)) {
-    // The gradients are already averaged, so every rank sees the same norm and decides alike.
-    const std::string what = "non-finite gradient norm at step " + std::to_string(state_.step) +
-                             nonfiniteLossRanks(comm_, localLoss, timeout_);
-    if (cfg_.train.on_nonfinite == "skip") {
-      log("warning: " + what + "; skipping the update (train.on_nonfinite: skip)");
-      zeroGradsInPlace(*optimizer_);
-      return false;
-    }
-    throw TrainingError(what,
-                        "lower optimizer.lr, set train.grad_clip_norm, or set "
-                        "train.on_nonfinite: skip",
-                        comm_.rank());
-  }
-  setLearningRate(*optimizer_, scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, state_.step,
-                                                     totalSteps_));
-  optimizer_->step();
-  zeroGradsInPlace(*optimizer_);
-  return true;
 }
 
 void Trainer::logInterval(int64_t steps, double loss, const StepPhases& phases, double seconds,
@@ -366,7 +306,7 @@ TrainSummary Trainer::run() {
         auto batch = timed(intervalPhases.data, [&] { return loader.next(); });
         if (!batch) throw TrainingError("data loader ended early", "", comm_.rank());
         // Only the last micro-batch's backward sends gradients (the others accumulate).
-        gradSync_->prepareBackward(state_.step, micro + 1 == accumulation);
+        sync_->prepareBackward(state_.step, micro + 1 == accumulation);
         stepLoss += timed(intervalPhases.forwardBackward,
                           [&] { return trainStep(*batch, 1.0 / accumulation); }) /
                     accumulation;
@@ -376,8 +316,7 @@ TrainSummary Trainer::run() {
         throw TrainingError("non-finite loss at step " + std::to_string(state_.step),
                             "lower optimizer.lr or set train.on_nonfinite: skip", comm_.rank());
       }
-      timed(intervalPhases.syncWait, [&] { reduceGrads(); });
-      timed(intervalPhases.update, [&] { return applyUpdate(stepLoss); });
+      sync_->finishStep(state_.step, stepLoss, intervalPhases);
       ++state_.step;
       ++intervalSteps;
       intervalLoss += std::isfinite(stepLoss) ? stepLoss : 0.0;

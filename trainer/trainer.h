@@ -1,8 +1,9 @@
 // The Trainer: data-parallel training of one model replica per rank.
 //
 // One optimizer step reads as: trainStep (forward + backward on this rank's shard of the
-// global batch, possibly over several micro-batches) -> reduceGrads (average gradients
-// across ranks) -> clip, schedule, optimizer step. After each epoch, evalStep runs on this
+// global batch, possibly over several micro-batches) -> StepSync::finishStep (for all-reduce,
+// trainer/allreduce/allreduce_sync.h: average gradients across ranks, clip, schedule,
+// optimizer step). After each epoch, evalStep runs on this
 // rank's slice of the test set and the results are reduced; saveCheckpoint writes a
 // crash-safe checkpoint from rank 0.
 #pragma once
@@ -15,15 +16,15 @@
 #include "collectives/communicator.h"
 #include "data/dataset.h"
 #include "models/model.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/config/config.h"
 #include "trainer/evaluate.h"
 
 namespace ringtrain {
 
-class GradientSynchronizer;
 class MetricsWriter;
 class ProgressPrinter;
+class StepSync;
 struct StepPhases;
 struct Straggler;
 
@@ -62,7 +63,7 @@ class Trainer {
  private:
   void setUp();
   void broadcastParameters();
-  // Compares the model fingerprint across ranks (see trainer/fingerprint.h); `when` names
+  // Compares the model fingerprint across ranks (see trainer/sync/fingerprint.h); `when` names
   // the moment in the error message.
   void checkSameModelEverywhere(const std::string& when, std::chrono::milliseconds timeout);
   // --resume: picks the checkpoint (all ranks must agree), loads it, rolls back metrics.
@@ -70,10 +71,6 @@ class Trainer {
   // Refuses, saying what differs, a checkpoint of another model or world size.
   void resumeFrom(const std::string& dir);
   double trainStep(const Batch& batch, double lossScale);
-  void reduceGrads();
-  // Returns false when the step was skipped (non-finite gradients). `localLoss` is this
-  // rank's loss of the step, to name the rank(s) whose loss was not finite.
-  bool applyUpdate(double localLoss);
   EvalResult evalStep();
   // The train record and progress line of the `steps` steps that took `seconds` here.
   // Collective: gathers every rank's loss and step phases.
@@ -93,7 +90,7 @@ class Trainer {
   DatasetPtr trainSet_;
   DatasetPtr testSet_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  std::unique_ptr<GradientSynchronizer> gradSync_;
+  std::unique_ptr<StepSync> sync_;  // averages gradients and applies the update
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<ProgressPrinter> progress_;
   std::unique_ptr<CheckpointStore> checkpoints_;

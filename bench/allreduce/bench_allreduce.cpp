@@ -37,7 +37,7 @@
 #include "collectives/mpi_main.h"
 #include "collectives/ring_allreduce.h"
 #include "collectives/shm_allreduce.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 #ifdef RINGTRAIN_BENCH_GLOO
 #include <torch/csrc/distributed/c10d/FileStore.hpp>

@@ -40,7 +40,7 @@ def load_split(data_dir, prefix):
 
 
 def scheduled_lr(base, step, total, warmup, min_lr=0.0):
-    """trainer/optim.cpp's cosine schedule with linear warm-up."""
+    """trainer/optim/optimizer.cpp's cosine schedule with linear warm-up."""
     if warmup > 0 and step < warmup:
         return base * (step + 1) / warmup
     span = max(1, total - warmup)

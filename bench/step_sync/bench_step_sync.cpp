@@ -32,7 +32,7 @@
 #include "collectives/mpi_main.h"
 #include "collectives/ring_allreduce.h"
 #include "collectives/shm_allreduce.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 namespace {

@@ -49,7 +49,7 @@ REFERENCE_BLAS_DIR = "/usr/lib/x86_64-linux-gnu/blas"  # Debian's reference libb
 
 def openblas_kernels():
     """(kernels the system's OpenBLAS loads, kernels to run instead or None): the choice
-    ringtrain makes for itself at start-up (trainer/blas_kernels.h). Debian 12's OpenBLAS
+    ringtrain makes for itself at start-up (trainer/host/blas_kernels.h). Debian 12's OpenBLAS
     falls back to its generic Prescott kernels on CPUs it does not know; ringtrain then
     restarts with OPENBLAS_CORETYPE set, and the peer must run with the same kernels."""
     try:

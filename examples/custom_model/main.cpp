@@ -11,10 +11,10 @@
 
 #include "collectives/mpi_communicator.h"
 #include "collectives/mpi_context.h"
+#include "core/error.h"
 #include "data/dataset_registry.h"
 #include "models/registry.h"
 #include "spirals.h"
-#include "trainer/error.h"
 #include "trainer/trainer.h"
 
 // model.options is passed to the factory as a YAML map.

@@ -8,7 +8,7 @@ source "$(dirname "$0")/common.bash"
 CONFIG="$RINGTRAIN_SOURCE_DIR/configs/fashion_mnist_mlp_ps.yaml"
 # The server-CPU bound below (< 0.9 of a core) was set with workers on the BLAS kernels
 # OpenBLAS loads by itself. Where those are its generic fallback and ringtrain restarts with
-# faster ones (trainer/blas_kernels.h), 1.65x the pushes per second (12,871 against 7,792
+# faster ones (trainer/host/blas_kernels.h), 1.65x the pushes per second (12,871 against 7,792
 # samples/s on a 2.1 GHz VM) kept its server 94% busy instead of 63%: more work, not spinning.
 # The test keeps the kernels the bound was set with.
 export RINGTRAIN_BLAS_REEXEC=0

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "collectives/mpi_main.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace {
 

@@ -19,7 +19,7 @@
 #include "collectives/mpi_communicator.h"
 #include "collectives/mpi_context.h"
 #include "collectives/ring_allreduce.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 namespace {

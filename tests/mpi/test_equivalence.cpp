@@ -8,8 +8,8 @@
 #include "data/dataset.h"
 #include "data/sharding.h"
 #include "models/registry.h"
-#include "trainer/grad_sync.h"
-#include "trainer/optim.h"
+#include "trainer/allreduce/grad_sync.h"
+#include "trainer/optim/optimizer.h"
 
 namespace ringtrain {
 namespace {

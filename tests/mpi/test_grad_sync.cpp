@@ -1,7 +1,7 @@
 // Gradient synchronisation over real ranks: overlap and accumulation must not change a single
 // bit of the result, bucketing must match one big bucket (bitwise where the ring's summation
-// order allows it, see trainer/grad_sync.h), compression must stay close and keep replicas
-// identical, and ranks that leave a parameter without a gradient must not hang the others.
+// order allows it, see trainer/allreduce/grad_sync.h), compression must stay close and keep
+// replicas identical, and ranks that leave a parameter without a gradient must not hang the others.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -10,7 +10,7 @@
 
 #include "collectives/mpi_communicator.h"
 #include "models/registry.h"
-#include "trainer/grad_sync.h"
+#include "trainer/allreduce/grad_sync.h"
 
 namespace ringtrain {
 namespace {

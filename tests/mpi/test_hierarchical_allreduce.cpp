@@ -11,7 +11,7 @@
 #include <string>
 
 #include "collectives/mpi_communicator.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 namespace {

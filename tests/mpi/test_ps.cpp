@@ -10,14 +10,14 @@
 #include <thread>
 
 #include "collectives/mpi_communicator.h"
+#include "core/error.h"
 #include "data/sharding.h"
 #include "models/registry.h"
-#include "trainer/error.h"
-#include "trainer/inference.h"
-#include "trainer/optim.h"
-#include "trainer/ps_server.h"
+#include "trainer/checkpoint/inference.h"
+#include "trainer/optim/optimizer.h"
+#include "trainer/ps/server.h"
+#include "trainer/ps/worker.h"
 #include "trainer/ps_trainer.h"
-#include "trainer/ps_worker.h"
 #include "trainer/trainer.h"
 
 namespace ringtrain {
@@ -212,20 +212,20 @@ INSTANTIATE_TEST_SUITE_P(Cases, PsBsp,
                          });
 
 // ---------------------------------------------------------------------------------------
-// Protocol-level tests: PsServer / PsWorker driven directly on a tiny model.
+// Protocol-level tests: ps::Server / ps::Worker driven directly on a tiny model.
 
 struct Session {
   Config cfg;
-  PsRoles roles;
-  PsLayout layout;
-  PsComms comms;
+  ps::Roles roles;
+  ps::Layout layout;
+  ps::Comms comms;
   int rank;
 
   Session(Config config, ModelPtr model)
       : cfg(std::move(config)),
-        roles(assignPsRoles(worldSize(), cfg.ps.servers, cfg.ps.placement)),
-        layout(psParameterInfo(*model), roles.numServers()),
-        comms(makePsComms(MPI_COMM_WORLD, roles)),
+        roles(ps::assignRoles(worldSize(), cfg.ps.servers, cfg.ps.placement)),
+        layout(ps::parameterInfo(*model), roles.numServers()),
+        comms(ps::makeComms(MPI_COMM_WORLD, roles)),
         rank(worldRank()) {}
   bool server() const { return roles.isServer(rank); }
   int workerIndex() const { return roles.workerIndex(rank); }
@@ -262,13 +262,13 @@ TEST_P(PsConsistency, AppliesTheRightNumberOfUpdates) {
   const int64_t workers = s.roles.numWorkers();
   const int64_t expected = consistency == "bsp" ? steps : steps * workers;
   if (s.server()) {
-    PsServer server(s.cfg, s.roles, s.layout, s.comms.ps.get(), s.comms.role.get());
-    const PsServerStats stats = server.serve();
+    ps::Server server(s.cfg, s.roles, s.layout, s.comms.ps.get(), s.comms.role.get());
+    const ps::ServerStats stats = server.serve();
     EXPECT_EQ(stats.pushes, steps * workers);
     EXPECT_EQ(stats.updates, expected);
     return;
   }
-  PsWorker worker(s.cfg, s.roles, s.layout, s.comms.ps.get(), model->parameters(), false);
+  ps::Worker worker(s.cfg, s.roles, s.layout, s.comms.ps.get(), model->parameters(), false);
   if (s.workerIndex() == 0) worker.sendInitial();
   worker.sync(0, false);
   for (int64_t step = 0; step < steps; ++step) {
@@ -297,15 +297,15 @@ TEST_P(PsConsistency, EarlyFinishersDoNotHangTheOthers) {
   int64_t totalPushes = 0;
   for (int w = 0; w < s.roles.numWorkers(); ++w) totalPushes += stepsOf(w);
   if (s.server()) {
-    PsServer server(s.cfg, s.roles, s.layout, s.comms.ps.get(), s.comms.role.get());
-    const PsServerStats stats = server.serve();
+    ps::Server server(s.cfg, s.roles, s.layout, s.comms.ps.get(), s.comms.role.get());
+    const ps::ServerStats stats = server.serve();
     EXPECT_EQ(stats.pushes, totalPushes);
     if (consistency == "bsp") {
       EXPECT_EQ(stats.updates, stepsOf(s.roles.numWorkers() - 1));
     }
     return;
   }
-  PsWorker worker(s.cfg, s.roles, s.layout, s.comms.ps.get(), model->parameters(), false);
+  ps::Worker worker(s.cfg, s.roles, s.layout, s.comms.ps.get(), model->parameters(), false);
   if (s.workerIndex() == 0) worker.sendInitial();
   worker.sync(0, false);
   const int64_t mine = stepsOf(s.workerIndex());
@@ -372,9 +372,9 @@ TEST(PsSsp, StalenessBoundHoldsAndIsReached) {
   SharedClocks clocks(workers);
   if (!clocks.allOnOneNode()) GTEST_SKIP() << "the clock instrument needs one node";
   if (session.server()) {
-    PsServer server(session.cfg, session.roles, session.layout, session.comms.ps.get(),
-                    session.comms.role.get());
-    const PsServerStats stats = server.serve();
+    ps::Server server(session.cfg, session.roles, session.layout, session.comms.ps.get(),
+                      session.comms.role.get());
+    const ps::ServerStats stats = server.serve();
     // Worker 0 finished s steps while worker 1 held back at 0, and no worker ever got
     // more than s + 1 finished steps ahead of another.
     EXPECT_GE(stats.maxClockGap, s);
@@ -383,8 +383,8 @@ TEST(PsSsp, StalenessBoundHoldsAndIsReached) {
     return;
   }
   const int me = session.workerIndex();
-  PsWorker worker(session.cfg, session.roles, session.layout, session.comms.ps.get(),
-                  model->parameters(), false);
+  ps::Worker worker(session.cfg, session.roles, session.layout, session.comms.ps.get(),
+                    model->parameters(), false);
   if (me == 0) worker.sendInitial();
   worker.sync(0, false);
   int64_t worstLead = 0;
@@ -426,13 +426,13 @@ TEST(PsNoDeadlock, OneServerFourWorkersThousandSteps) {
     Session s(cfg, model);
     const int64_t steps = 1000;
     if (s.server()) {
-      PsServer server(s.cfg, s.roles, s.layout, s.comms.ps.get(), s.comms.role.get());
-      const PsServerStats stats = server.serve();
+      ps::Server server(s.cfg, s.roles, s.layout, s.comms.ps.get(), s.comms.role.get());
+      const ps::ServerStats stats = server.serve();
       EXPECT_EQ(stats.pushes, 4 * steps);
       EXPECT_LT(stats.cpuSeconds, 0.9 * stats.wallSeconds) << "the server must not spin a core";
       continue;
     }
-    PsWorker worker(s.cfg, s.roles, s.layout, s.comms.ps.get(), model->parameters(), true);
+    ps::Worker worker(s.cfg, s.roles, s.layout, s.comms.ps.get(), model->parameters(), true);
     if (s.workerIndex() == 0) worker.sendInitial();
     worker.sync(0, false);
     torch::manual_seed(100 + s.workerIndex());
@@ -511,6 +511,21 @@ TEST(PsTrainerErrors, ImpossibleServerCountsAreConfigErrors) {
   cfg.ps.servers = 0;
   EXPECT_THROW(PsTrainer(cfg, RunOptions{"", "", true}, freshModel("tiny"), data, nullptr),
                ConfigError);
+}
+
+// The all-reduce Trainer refuses a parameter-server config instead of training it by
+// all-reduce: the config said ps, so all-reduce results would be silently wrong.
+TEST(PsTrainerErrors, TheAllreduceTrainerRefusesAPsConfig) {
+  auto data = std::make_shared<SyntheticImages>(64);
+  const Config cfg = psConfig(1, "bsp");
+  auto comm = makeCommunicator("ring", MPI_COMM_WORLD);
+  try {
+    Trainer trainer(cfg, *comm, RunOptions{"", "", true}, freshModel("tiny"), data, nullptr);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("distributed.mode: ps"), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("PsTrainer"), std::string::npos) << e.hint();
+  }
 }
 
 }  // namespace

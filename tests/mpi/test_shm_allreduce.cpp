@@ -9,7 +9,7 @@
 
 #include "collectives/mpi_communicator.h"
 #include "collectives/shm_allreduce.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 namespace ringtrain {
 namespace {

@@ -7,11 +7,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/error.h"
 #include "models/registry.h"
-#include "trainer/checkpoint.h"
-#include "trainer/error.h"
-#include "trainer/optim.h"
-#include "trainer/resume.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/resume.h"
+#include "trainer/optim/optimizer.h"
 
 namespace fs = std::filesystem;
 

@@ -1,8 +1,8 @@
 // Config: defaults, a full file, every kind of error message, --set overrides, the
 // toYaml() round trip and the model.options pass-through.
-#include "trainer/config.h"
-#include "trainer/config_schema.h"
-#include "trainer/error.h"
+#include "core/error.h"
+#include "trainer/config/config.h"
+#include "trainer/config/config_schema.h"
 
 #include <gtest/gtest.h>
 

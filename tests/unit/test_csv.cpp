@@ -6,9 +6,9 @@
 #include <fstream>
 #include <string>
 
+#include "core/error.h"
 #include "data/csv.h"
 #include "data/dataset_registry.h"
-#include "trainer/error.h"
 
 namespace fs = std::filesystem;
 

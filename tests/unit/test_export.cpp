@@ -10,10 +10,10 @@
 #include <fstream>
 #include <iterator>
 
+#include "core/error.h"
 #include "models/registry.h"
-#include "trainer/durable_file.h"
-#include "trainer/error.h"
-#include "trainer/export.h"
+#include "trainer/checkpoint/durable_file.h"
+#include "trainer/checkpoint/export.h"
 
 namespace fs = std::filesystem;
 

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "data/dataset_registry.h"
 #include "data/fashion_mnist.h"
-#include "trainer/error.h"
 
 namespace ringtrain {
 namespace {

@@ -5,8 +5,8 @@
 #include <chrono>
 #include <filesystem>
 
-#include "trainer/error.h"
-#include "trainer/fault_injection.h"
+#include "core/error.h"
+#include "core/faults.h"
 
 namespace ringtrain {
 namespace {

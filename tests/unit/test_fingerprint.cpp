@@ -6,10 +6,10 @@
 #include <mutex>
 #include <thread>
 
+#include "core/error.h"
 #include "models/registry.h"
-#include "trainer/error.h"
-#include "trainer/fingerprint.h"
-#include "trainer/grad_sync.h"
+#include "trainer/allreduce/grad_sync.h"
+#include "trainer/sync/fingerprint.h"
 
 namespace ringtrain {
 namespace {

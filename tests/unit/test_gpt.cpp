@@ -6,9 +6,9 @@
 #include <set>
 #include <string>
 
+#include "core/error.h"
 #include "models/gpt.h"
 #include "models/registry.h"
-#include "trainer/error.h"
 
 namespace ringtrain {
 namespace {

@@ -5,7 +5,7 @@
 #include <optional>
 #include <vector>
 
-#include "trainer/grad_hooks.h"
+#include "trainer/allreduce/grad_hooks.h"
 
 namespace ringtrain {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "trainer/error.h"
-#include "trainer/grad_sync.h"
+#include "core/error.h"
+#include "trainer/allreduce/grad_sync.h"
 
 namespace ringtrain {
 namespace {

@@ -11,7 +11,7 @@
 #include <malloc.h>
 #endif
 
-#include "trainer/host_process.h"
+#include "trainer/host/host_process.h"
 
 namespace ringtrain {
 namespace {

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "data/idx.h"
-#include "trainer/error.h"
 
 namespace ringtrain {
 namespace {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "data/loader.h"
-#include "trainer/error.h"
 
 namespace ringtrain {
 namespace {

@@ -1,8 +1,8 @@
 // Straggler detection from each rank's work per step (its step time minus its sync wait).
 #include <gtest/gtest.h>
 
-#include "trainer/error.h"
-#include "trainer/metrics.h"
+#include "core/error.h"
+#include "trainer/report/metrics.h"
 
 namespace ringtrain {
 namespace {

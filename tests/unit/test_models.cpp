@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "models/registry.h"
-#include "trainer/error.h"
 
 namespace ringtrain {
 namespace {

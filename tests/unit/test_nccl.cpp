@@ -6,7 +6,7 @@
 #include <string>
 
 #include "collectives/gpu_backend.h"
-#include "trainer/error.h"
+#include "core/error.h"
 
 #if RINGTRAIN_WITH_NCCL
 #include "collectives/cuda_check.h"

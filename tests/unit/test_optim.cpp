@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "trainer/grad_sync.h"
-#include "trainer/optim.h"
+#include "trainer/allreduce/grad_sync.h"
+#include "trainer/optim/optimizer.h"
 
 namespace ringtrain {
 namespace {

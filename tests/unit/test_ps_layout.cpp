@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <numeric>
 
+#include "core/error.h"
 #include "models/registry.h"
-#include "trainer/error.h"
-#include "trainer/ps_layout.h"
-#include "trainer/ps_protocol.h"
+#include "trainer/ps/layout.h"
+#include "trainer/ps/protocol.h"
 
 namespace ringtrain {
 namespace {
@@ -16,15 +16,15 @@ namespace {
 #define EXPECT_CONTAINS(haystack, needle) \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "in: " << (haystack)
 
-std::vector<PsParameterInfo> sizes(const std::vector<int64_t>& numels) {
-  std::vector<PsParameterInfo> info;
+std::vector<ps::ParameterInfo> sizes(const std::vector<int64_t>& numels) {
+  std::vector<ps::ParameterInfo> info;
   for (size_t i = 0; i < numels.size(); ++i) info.push_back({"p" + std::to_string(i), numels[i]});
   return info;
 }
 
 // Every element of every parameter is owned by exactly one server, through slices that tile
 // each server's partition in order.
-void expectExactCover(const PsLayout& layout) {
+void expectExactCover(const ps::Layout& layout) {
   std::vector<std::vector<int>> owner(layout.parameters().size());
   for (size_t p = 0; p < owner.size(); ++p) {
     owner[p].assign(static_cast<size_t>(layout.parameters()[p].numel), 0);
@@ -50,7 +50,7 @@ void expectExactCover(const PsLayout& layout) {
 }
 
 TEST(PsRoles, DefaultPlacementPutsServersLast) {
-  const PsRoles roles = assignPsRoles(5, 2, "last");
+  const ps::Roles roles = ps::assignRoles(5, 2, "last");
   EXPECT_EQ(roles.servers, (std::vector<int>{3, 4}));
   EXPECT_EQ(roles.workers, (std::vector<int>{0, 1, 2}));
   EXPECT_EQ(roles.workerIndex(2), 2);
@@ -61,15 +61,15 @@ TEST(PsRoles, DefaultPlacementPutsServersLast) {
 }
 
 TEST(PsRoles, FirstAndSpreadPlacements) {
-  EXPECT_EQ(assignPsRoles(4, 1, "first").servers, (std::vector<int>{0}));
-  EXPECT_EQ(assignPsRoles(4, 1, "first").workers, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(ps::assignRoles(4, 1, "first").servers, (std::vector<int>{0}));
+  EXPECT_EQ(ps::assignRoles(4, 1, "first").workers, (std::vector<int>{1, 2, 3}));
   // Two groups of 4 ranks (two nodes of 4): the last rank of each serves.
-  EXPECT_EQ(assignPsRoles(8, 2, "spread").servers, (std::vector<int>{3, 7}));
-  EXPECT_EQ(assignPsRoles(5, 2, "spread").servers, (std::vector<int>{1, 4}));
-  EXPECT_EQ(assignPsRoles(6, 5, "spread").servers, (std::vector<int>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(ps::assignRoles(8, 2, "spread").servers, (std::vector<int>{3, 7}));
+  EXPECT_EQ(ps::assignRoles(5, 2, "spread").servers, (std::vector<int>{1, 4}));
+  EXPECT_EQ(ps::assignRoles(6, 5, "spread").servers, (std::vector<int>{1, 2, 3, 4, 5}));
   for (int world = 2; world <= 9; ++world) {
     for (int k = 1; k < world; ++k) {
-      const PsRoles roles = assignPsRoles(world, k, "spread");
+      const ps::Roles roles = ps::assignRoles(world, k, "spread");
       EXPECT_EQ(roles.numServers(), k) << world << " ranks, " << k << " servers";
       EXPECT_EQ(roles.numWorkers(), world - k);
       EXPECT_EQ(roles.workers.front(), 0);
@@ -79,25 +79,25 @@ TEST(PsRoles, FirstAndSpreadPlacements) {
 
 TEST(PsRoles, ImpossibleSplitsAreConfigErrors) {
   try {
-    assignPsRoles(3, 0, "last");
+    ps::assignRoles(3, 0, "last");
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_CONTAINS(e.what(), "at least one server");
     EXPECT_CONTAINS(e.hint(), "ps.servers");
   }
   try {
-    assignPsRoles(3, 3, "last");
+    ps::assignRoles(3, 3, "last");
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_CONTAINS(e.what(), "no rank would be left");
     EXPECT_CONTAINS(e.hint(), "below 3");
   }
-  EXPECT_THROW(assignPsRoles(1, 1, "last"), ConfigError);
-  EXPECT_THROW(assignPsRoles(4, 1, "middle"), ConfigError);
+  EXPECT_THROW(ps::assignRoles(1, 1, "last"), ConfigError);
+  EXPECT_THROW(ps::assignRoles(4, 1, "middle"), ConfigError);
 }
 
 TEST(PsLayout, OneServerOwnsEverythingWholeTensors) {
-  const PsLayout layout(sizes({6, 3, 10}), 1);
+  const ps::Layout layout(sizes({6, 3, 10}), 1);
   ASSERT_EQ(layout.slicesOf(0).size(), 3u);
   EXPECT_EQ(layout.partitionElements(0), 19);
   EXPECT_EQ(layout.partitionBytes(0), 76);
@@ -107,7 +107,7 @@ TEST(PsLayout, OneServerOwnsEverythingWholeTensors) {
 
 TEST(PsLayout, BalancedByBytesAndSplitsLargeTensors) {
   // One large layer (1000) and small ones: with 4 servers the large one must be spread.
-  const PsLayout layout(sizes({10, 1000, 5, 7}), 4);
+  const ps::Layout layout(sizes({10, 1000, 5, 7}), 4);
   expectExactCover(layout);
   int64_t smallest = layout.totalElements();
   int64_t largest = 0;
@@ -128,7 +128,7 @@ TEST(PsLayout, ExactCoverForManyShapesAndServerCounts) {
     const int64_t total = std::accumulate(model.begin(), model.end(), int64_t{0});
     for (int k = 1; k <= std::min<int64_t>(total, 7); ++k) {
       SCOPED_TRACE("total " + std::to_string(total) + ", servers " + std::to_string(k));
-      const PsLayout layout(sizes(model), k);
+      const ps::Layout layout(sizes(model), k);
       expectExactCover(layout);
       for (int s = 0; s < k; ++s) {
         EXPECT_GE(layout.partitionElements(s), total / k);
@@ -140,39 +140,39 @@ TEST(PsLayout, ExactCoverForManyShapesAndServerCounts) {
 
 TEST(PsLayout, PartitionsThatCannotBeFormedAreConfigErrors) {
   try {
-    PsLayout(sizes({2, 1}), 4);
+    ps::Layout(sizes({2, 1}), 4);
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_CONTAINS(e.what(), "3 parameter elements over 4 servers");
     EXPECT_CONTAINS(e.hint(), "at most 3");
   }
-  EXPECT_THROW(PsLayout(sizes({}), 1), ConfigError);
-  EXPECT_THROW(PsLayout(sizes({0, 0}), 1), ConfigError);
-  EXPECT_THROW(PsLayout(sizes({10}), 0), ConfigError);
+  EXPECT_THROW(ps::Layout(sizes({}), 1), ConfigError);
+  EXPECT_THROW(ps::Layout(sizes({0, 0}), 1), ConfigError);
+  EXPECT_THROW(ps::Layout(sizes({10}), 0), ConfigError);
   // A partition travels as one MPI message of at most INT_MAX bytes (~536 M floats): one
   // server cannot carry 768 M elements, a hint to add servers; two can.
   try {
-    PsLayout(sizes({int64_t{3} << 28}), 1);
+    ps::Layout(sizes({int64_t{3} << 28}), 1);
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_CONTAINS(e.hint(), "raise ps.servers to at least 2");
   }
-  EXPECT_NO_THROW(PsLayout(sizes({int64_t{3} << 28}), 2));
+  EXPECT_NO_THROW(ps::Layout(sizes({int64_t{3} << 28}), 2));
 }
 
 TEST(PsLayout, FingerprintChangesWithCutPointsAndNames) {
-  const auto a = PsLayout(sizes({10, 20}), 2).fingerprint();
-  EXPECT_EQ(a, PsLayout(sizes({10, 20}), 2).fingerprint());
-  EXPECT_NE(a, PsLayout(sizes({10, 20}), 3).fingerprint());
-  EXPECT_NE(a, PsLayout(sizes({20, 10}), 2).fingerprint());
+  const auto a = ps::Layout(sizes({10, 20}), 2).fingerprint();
+  EXPECT_EQ(a, ps::Layout(sizes({10, 20}), 2).fingerprint());
+  EXPECT_NE(a, ps::Layout(sizes({10, 20}), 3).fingerprint());
+  EXPECT_NE(a, ps::Layout(sizes({20, 10}), 2).fingerprint());
 }
 
 TEST(PsLayout, FromARealModel) {
   auto model = makeModel("fashion_mlp");
-  const auto info = psParameterInfo(*model);
+  const auto info = ps::parameterInfo(*model);
   ASSERT_EQ(info.size(), model->parameters().size());
   EXPECT_EQ(info[0].numel, model->parameters()[0].numel());
-  const PsLayout layout(info, 3);
+  const ps::Layout layout(info, 3);
   expectExactCover(layout);
   EXPECT_EQ(layout.totalElements(), parameterCount(*model));
   EXPECT_CONTAINS(layout.describe(), "server 2:");
@@ -183,7 +183,7 @@ TEST(PsLayout, NonFloatParametersCannotBePartitioned) {
     Half() { register_parameter("w", torch::zeros({4}, torch::kFloat64)); }
   } module;
   try {
-    psParameterInfo(module);
+    ps::parameterInfo(module);
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_CONTAINS(e.what(), "'w'");
@@ -192,17 +192,17 @@ TEST(PsLayout, NonFloatParametersCannotBePartitioned) {
 }
 
 TEST(PsMessage, HeaderRoundTripsAndPayloadIsAView) {
-  PsMessage message(5);
-  message.setHeader({PsKind::Sync, int64_t{1} << 40, kSyncCheckpoint, -3});
-  const PsHeader header = message.header();
-  EXPECT_EQ(header.kind, PsKind::Sync);
+  ps::Message message(5);
+  message.setHeader({ps::Kind::Sync, int64_t{1} << 40, ps::kSyncCheckpoint, -3});
+  const ps::Header header = message.header();
+  EXPECT_EQ(header.kind, ps::Kind::Sync);
   EXPECT_EQ(header.step, int64_t{1} << 40);
-  EXPECT_EQ(header.flags, kSyncCheckpoint);
+  EXPECT_EQ(header.flags, ps::kSyncCheckpoint);
   EXPECT_EQ(header.value, -3);
   EXPECT_EQ(message.bytes(), 32 + 5 * 4);
   message.payload().fill_(2.5f);
   EXPECT_EQ(message.header().step, int64_t{1} << 40);  // the payload does not overlap it
-  EXPECT_FLOAT_EQ(static_cast<const float*>(message.data())[PsMessage::kHeaderFloats + 4], 2.5f);
+  EXPECT_FLOAT_EQ(static_cast<const float*>(message.data())[ps::Message::kHeaderFloats + 4], 2.5f);
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 #include <sstream>
 #include <string>
 
-#include "trainer/error.h"
-#include "trainer/report.h"
+#include "core/error.h"
+#include "trainer/report/report.h"
 
 namespace fs = std::filesystem;
 

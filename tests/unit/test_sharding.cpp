@@ -10,8 +10,8 @@
 #include <tuple>
 #include <vector>
 
+#include "core/error.h"
 #include "data/sharding.h"
-#include "trainer/error.h"
 
 namespace ringtrain {
 namespace {

@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "data/dataset_registry.h"
 #include "data/loader.h"
 #include "data/sharding.h"
 #include "data/text_prep.h"
 #include "data/token_shards.h"
-#include "trainer/error.h"
 
 namespace fs = std::filesystem;
 

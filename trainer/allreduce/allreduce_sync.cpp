@@ -1,0 +1,102 @@
+#include "trainer/allreduce/allreduce_sync.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "trainer/optim/optimizer.h"
+#include "trainer/sync/fingerprint.h"
+
+namespace ringtrain {
+
+namespace {
+
+// Which ranks' losses were not finite, for the message about a non-finite (averaged)
+// gradient norm. Collective; every rank sees that norm alike and calls it.
+std::string nonfiniteLossRanks(Communicator& comm, double localLoss,
+                               std::chrono::milliseconds timeout) {
+  auto mine = torch::tensor({localLoss}, torch::kFloat64);
+  auto all = torch::empty({comm.size()}, torch::kFloat64);
+  comm.allgather(mine, all)->wait(timeout);
+  std::string ranks;
+  for (int r = 0; r < comm.size(); ++r) {
+    if (std::isfinite(all[r].item<double>())) continue;
+    ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+  }
+  return ranks.empty() ? " (the loss was finite on every rank: a gradient overflowed)"
+                       : " (non-finite loss on rank(s) " + ranks + ")";
+}
+
+}  // namespace
+
+AllreduceSync::AllreduceSync(const Config& cfg, Communicator& comm,
+                             std::vector<torch::Tensor> parameters,
+                             torch::optim::Optimizer& optimizer, int64_t totalSteps,
+                             std::function<void(const std::string&)> warn)
+    : cfg_(cfg),
+      comm_(comm),
+      parameters_(std::move(parameters)),
+      optimizer_(optimizer),
+      totalSteps_(totalSteps),
+      warn_(std::move(warn)),
+      timeout_(static_cast<int64_t>(cfg.distributed.timeout_s * 1000.0)) {
+  GradSyncOptions options;
+  options.bucketMb = cfg.distributed.bucket_mb;
+  options.overlap = cfg.distributed.overlap;
+  options.compression = parseGradCompression(cfg.distributed.compression);
+  options.timeout = timeout_;
+  gradSync_ = std::make_unique<GradientSynchronizer>(comm_, parameters_, options);
+}
+
+void AllreduceSync::prepareBackward(int64_t step, bool lastMicroBatch) {
+  gradSync_->prepareBackward(step, lastMicroBatch);
+}
+
+bool AllreduceSync::finishStep(int64_t step, double localLoss, StepPhases& phases) {
+  timed(phases.syncWait, [&] {
+    if (comm_.size() > 1) gradSync_->synchronize(step);
+  });
+  return timed(phases.update, [&] { return applyUpdate(step, localLoss); });
+}
+
+bool AllreduceSync::applyUpdate(int64_t step, double localLoss) {
+  double norm = 0.0;
+  if (cfg_.train.grad_clip_norm > 0.0) {
+    norm = torch::nn::utils::clip_grad_norm_(parameters_, cfg_.train.grad_clip_norm);
+  } else {
+    std::vector<torch::Tensor> norms;
+    for (const auto& p : parameters_) {
+      if (p.grad().defined()) norms.push_back(p.grad().norm());
+    }
+    norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
+  }
+  if (!std::isfinite(norm)) {
+    // The gradients are already averaged, so every rank sees the same norm and decides alike.
+    const std::string what = "non-finite gradient norm at step " + std::to_string(step) +
+                             nonfiniteLossRanks(comm_, localLoss, timeout_);
+    if (cfg_.train.on_nonfinite == "skip") {
+      warn_(what + "; skipping the update (train.on_nonfinite: skip)");
+      zeroGradsInPlace(optimizer_);
+      return false;
+    }
+    throw TrainingError(what,
+                        "lower optimizer.lr, set train.grad_clip_norm, or set "
+                        "train.on_nonfinite: skip",
+                        comm_.rank());
+  }
+  setLearningRate(optimizer_,
+                  scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, step, totalSteps_));
+  optimizer_.step();
+  zeroGradsInPlace(optimizer_);
+  return true;
+}
+
+std::vector<std::string> AllreduceSync::fingerprint(const torch::nn::Module& model) const {
+  return syncFingerprint(model, gradSync_->layout());
+}
+
+std::string AllreduceSync::describe() const {
+  return "backend " + comm_.allreducePath() + ", " + std::to_string(gradSync_->layout().size()) +
+         " gradient bucket(s)";
+}
+
+}  // namespace ringtrain

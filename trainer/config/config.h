@@ -1,0 +1,103 @@
+// Experiment configuration: a YAML file with the sections model, data, optimizer,
+// schedule, train, distributed and checkpoint. Every key has a schema entry (type and
+// default); unknown keys and wrong types are ConfigErrors that name the key and suggest
+// the closest valid one. The resolved config (defaults filled in, --set overrides applied)
+// is what a run saves next to its metrics and checkpoints.
+#pragma once
+
+#include "data/data_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ringtrain {
+
+struct ModelConfig {
+  std::string name = "fashion_cnn";
+  YAML::Node options;  // model.options: free-form map passed to the model factory
+};
+
+struct OptimizerConfig {
+  std::string name = "sgd";  // sgd | adamw
+  double lr = 0.05;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+};
+
+struct ScheduleConfig {
+  std::string name = "constant";  // constant | step | cosine
+  int64_t warmup_steps = 0;       // linear warm-up from 0 to optimizer.lr
+  int64_t step_size = 1000;       // step: multiply by gamma every step_size steps
+  double gamma = 0.1;
+  double min_lr = 0.0;  // cosine: final learning rate
+};
+
+struct TrainConfig {
+  std::string run_name;  // runs/<run_name>; default: the config file's stem
+  int64_t epochs = 3;
+  int64_t max_steps = 0;  // 0 = no limit; otherwise stop after this many steps
+  uint64_t seed = 42;
+  int64_t log_every = 50;            // steps between progress lines / metrics records
+  double grad_clip_norm = 0.0;       // 0 = off
+  int64_t threads = 0;               // intra-op threads per rank; 0 = cores / local ranks
+  int64_t check_replicas_every = 0;  // debug: compare parameter hashes every K steps
+  bool retain_host_memory = true;  // keep freed CPU memory for reuse (trainer/host/host_process.h)
+  int64_t grad_accumulation = 1;   // micro-batches per optimizer step
+  std::string on_nonfinite = "abort";  // abort | skip
+  std::string precision = "fp32";      // fp32 | bf16
+  double straggler_ratio = 1.5;        // warn when a rank's work per step is this x the others'
+};
+
+struct DistributedConfig {
+  std::string backend = "ring";    // ring | mpi | nccl
+  std::string mode = "allreduce";  // allreduce | ps
+  double bucket_mb = 25.0;
+  bool overlap = true;
+  bool shared_memory = true;         // ring on one node: buckets in a shared-memory window
+  std::string compression = "none";  // none | bf16 | fp16
+  double timeout_s = 300.0;
+  int64_t fingerprint_every = 1000;  // steps between model fingerprint checks (0: start only)
+};
+
+// Parameter-server mode (distributed.mode: ps): see trainer/ps_trainer.h.
+struct PsConfig {
+  int64_t servers = 1;              // K ranks serve parameters; the rest are workers
+  std::string placement = "last";   // which ranks serve: last | first | spread
+  std::string consistency = "bsp";  // bsp | asp | ssp
+  int64_t staleness = 2;            // ssp: steps a worker may run ahead of the slowest
+};
+
+struct CheckpointConfig {
+  int64_t every_steps = 0;  // 0 = only at epoch ends and at the end of training
+  int64_t keep_last = 3;
+  bool enabled = true;
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  TrainConfig train;
+  DistributedConfig distributed;
+  PsConfig ps;
+  CheckpointConfig checkpoint;
+
+  // Parses YAML text (as read from `sourceName`, used in messages) and applies overrides
+  // of the form "section.key=value". Throws ConfigError.
+  static Config fromYaml(const std::string& yamlText, const std::string& sourceName,
+                         const std::vector<std::string>& overrides = {});
+  static Config fromFile(const std::string& path, const std::vector<std::string>& overrides = {});
+
+  // The fully resolved config, every key present, as YAML text that fromYaml accepts.
+  std::string toYaml() const;
+};
+
+}  // namespace ringtrain
