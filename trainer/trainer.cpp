@@ -166,7 +166,7 @@ void Trainer::broadcastParameters() {
   }
 }
 
-double Trainer::trainStep(const Batch& batch, double lossScale) {
+double Trainer::forwardBackward(const Batch& batch, double lossScale) {
   model_->train();
   // [GPU, backend nccl] The loader's batches are on the CPU; .to() is a no-op on the CPU.
   const torch::Device device = trainingDevice(comm_);
@@ -272,107 +272,85 @@ void Trainer::checkReplicasIdentical() {
   }
 }
 
-TrainSummary Trainer::run() {
-  resumeIfAsked();
+// What the next train record sums: the steps since the last one, their losses and phases.
+struct Trainer::LogInterval {
+  Clock::time_point start = Clock::now();
+  int64_t steps = 0;
+  double loss = 0.0;
+  StepPhases phases;
+};
 
-  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, comm_.rank(), comm_.size(),
-                             cfg_.train.seed, cfg_.data.shuffle);
-  const int64_t accumulation = cfg_.train.grad_accumulation;
-  const int64_t microStepsPerEpoch = stepsPerEpoch_ * accumulation;
-  const int64_t globalBatch = cfg_.data.batch_size * comm_.size() * accumulation;
-  // Start the loader at the cursor so its first prefetched batches are the ones we need.
-  Loader loader(trainSet_, sampler, cfg_.data.prefetch, {state_.epoch, state_.stepInEpoch});
-  bool loaderPositioned = true;
-
-  TrainSummary summary;
-  summary.runDir = runDir_;
-  const auto start = Clock::now();
-  const int64_t firstStep = state_.step;
-  auto intervalStart = Clock::now();
-  int64_t intervalSteps = 0;
-  double intervalLoss = 0.0;
-  StepPhases intervalPhases;
-  EvalResult lastEval;
-  bool evaluatedAtEnd = false;
-
-  while (state_.step < totalSteps_ && state_.epoch < cfg_.train.epochs) {
-    if (!loaderPositioned) loader.startEpoch(state_.epoch, state_.stepInEpoch);
-    loaderPositioned = false;
-    evaluatedAtEnd = false;
-    while (state_.stepInEpoch < microStepsPerEpoch && state_.step < totalSteps_) {
-      processFaults().trigger(FaultPoint::StepStart, comm_.rank(), state_.step);
-      double stepLoss = 0.0;
-      for (int64_t micro = 0; micro < accumulation; ++micro) {
-        auto batch = timed(intervalPhases.data, [&] { return loader.next(); });
-        if (!batch) throw TrainingError("data loader ended early", "", comm_.rank());
-        // Only the last micro-batch's backward sends gradients (the others accumulate).
-        sync_->prepareBackward(state_.step, micro + 1 == accumulation);
-        stepLoss += timed(intervalPhases.forwardBackward,
-                          [&] { return trainStep(*batch, 1.0 / accumulation); }) /
-                    accumulation;
-        ++state_.stepInEpoch;
-      }
-      if (!std::isfinite(stepLoss) && cfg_.train.on_nonfinite == "abort") {
-        throw TrainingError("non-finite loss at step " + std::to_string(state_.step),
-                            "lower optimizer.lr or set train.on_nonfinite: skip", comm_.rank());
-      }
-      sync_->finishStep(state_.step, stepLoss, intervalPhases);
-      ++state_.step;
-      ++intervalSteps;
-      intervalLoss += std::isfinite(stepLoss) ? stepLoss : 0.0;
-
-      if (cfg_.train.check_replicas_every > 0 &&
-          state_.step % cfg_.train.check_replicas_every == 0) {
-        checkReplicasIdentical();
-      }
-      if (state_.step % cfg_.train.log_every == 0 || state_.step == totalSteps_) {
-        logInterval(intervalSteps, intervalLoss, intervalPhases, secondsSince(intervalStart),
-                    globalBatch);
-        intervalStart = Clock::now();
-        intervalSteps = 0;
-        intervalLoss = 0.0;
-        intervalPhases = StepPhases{};
-      }
-      if (cfg_.checkpoint.every_steps > 0 && state_.step % cfg_.checkpoint.every_steps == 0 &&
-          state_.stepInEpoch < microStepsPerEpoch) {
-        saveCheckpoint();
-      }
-      if (cfg_.distributed.fingerprint_every > 0 &&
-          state_.step % cfg_.distributed.fingerprint_every == 0) {
-        checkSameModelEverywhere("step " + std::to_string(state_.step), timeout_);
-      }
-      processFaults().trigger(FaultPoint::AfterStep, comm_.rank(), state_.step);
-    }
-    const bool epochDone = state_.stepInEpoch >= microStepsPerEpoch;
-    if (epochDone) {
-      ++state_.epoch;
-      state_.stepInEpoch = 0;
-    }
-    lastEval = evalStep();
-    evaluatedAtEnd = true;
-    state_.bestAccuracy = std::max(state_.bestAccuracy, lastEval.accuracy);
-    if (comm_.rank() == 0) {
-      metrics_->eval(state_.step, state_.epoch, lastEval.loss, lastEval.accuracy);
-      char line[160];
-      std::snprintf(line, sizeof line,
-                    "epoch %lld  step %lld  test loss %.4f  test accuracy %.2f%%",
-                    static_cast<long long>(state_.epoch), static_cast<long long>(state_.step),
-                    lastEval.loss, 100.0 * lastEval.accuracy);
-      log(line);
-    }
+// The steps of one optimizer step after its update, each when it is due: replica check,
+// the log interval, a mid-epoch checkpoint, the fingerprint check, and the kill fault point.
+void Trainer::afterStep(LogInterval& interval, int64_t globalBatch, int64_t microStepsPerEpoch) {
+  const auto due = [this](int64_t every) { return every > 0 && state_.step % every == 0; };
+  if (due(cfg_.train.check_replicas_every)) checkReplicasIdentical();
+  if (due(cfg_.train.log_every) || state_.step == totalSteps_) {
+    logInterval(interval.steps, interval.loss, interval.phases, secondsSince(interval.start),
+                globalBatch);
+    interval = LogInterval{};
+  }
+  // (At the epoch's last step endEpoch() saves anyway.)
+  if (due(cfg_.checkpoint.every_steps) && state_.stepInEpoch < microStepsPerEpoch) {
     saveCheckpoint();
   }
-  if (!evaluatedAtEnd) {
-    lastEval = evalStep();
-    state_.bestAccuracy = std::max(state_.bestAccuracy, lastEval.accuracy);
+  if (due(cfg_.distributed.fingerprint_every)) {
+    checkSameModelEverywhere("step " + std::to_string(state_.step), timeout_);
   }
+  processFaults().trigger(FaultPoint::AfterStep, comm_.rank(), state_.step);
+}
 
+// The micro-batches of one optimizer step, forward and backward; returns the step's loss.
+double Trainer::trainStep(Loader& loader, StepPhases& phases) {
+  const int64_t accumulation = cfg_.train.grad_accumulation;
+  double stepLoss = 0.0;
+  for (int64_t micro = 0; micro < accumulation; ++micro) {
+    auto batch = timed(phases.data, [&] { return loader.next(); });
+    if (!batch) throw TrainingError("data loader ended early", "", comm_.rank());
+    // Only the last micro-batch's backward sends gradients (the others accumulate).
+    sync_->prepareBackward(state_.step, micro + 1 == accumulation);
+    stepLoss +=
+        timed(phases.forwardBackward, [&] { return forwardBackward(*batch, 1.0 / accumulation); }) /
+        accumulation;
+    ++state_.stepInEpoch;
+  }
+  if (!std::isfinite(stepLoss) && cfg_.train.on_nonfinite == "abort") {
+    throw TrainingError("non-finite loss at step " + std::to_string(state_.step),
+                        "lower optimizer.lr or set train.on_nonfinite: skip", comm_.rank());
+  }
+  return stepLoss;
+}
+
+// At the end of an epoch (or of a run that stops inside one): evaluation, its record and
+// line, and a checkpoint.
+EvalResult Trainer::endEpoch(int64_t microStepsPerEpoch) {
+  if (state_.stepInEpoch >= microStepsPerEpoch) {
+    ++state_.epoch;
+    state_.stepInEpoch = 0;
+  }
+  const EvalResult eval = evalStep();
+  state_.bestAccuracy = std::max(state_.bestAccuracy, eval.accuracy);
+  if (comm_.rank() == 0) {
+    metrics_->eval(state_.step, state_.epoch, eval.loss, eval.accuracy);
+    char line[160];
+    std::snprintf(line, sizeof line, "epoch %lld  step %lld  test loss %.4f  test accuracy %.2f%%",
+                  static_cast<long long>(state_.epoch), static_cast<long long>(state_.step),
+                  eval.loss, 100.0 * eval.accuracy);
+    log(line);
+  }
+  saveCheckpoint();
+  return eval;
+}
+
+TrainSummary Trainer::finish(double wallSeconds, int64_t stepsRun, int64_t globalBatch,
+                             const EvalResult& lastEval) {
+  TrainSummary summary;
+  summary.runDir = runDir_;
   summary.steps = state_.step;
   summary.finalEval = lastEval;
   summary.bestAccuracy = state_.bestAccuracy;
-  summary.wallSeconds = secondsSince(start);
-  summary.samplesPerSecond =
-      (state_.step - firstStep) * globalBatch / std::max(summary.wallSeconds, 1e-9);
+  summary.wallSeconds = wallSeconds;
+  summary.samplesPerSecond = stepsRun * globalBatch / std::max(summary.wallSeconds, 1e-9);
   if (comm_.rank() == 0) {
     metrics_->record("summary", {{"step", static_cast<double>(summary.steps)},
                                  {"best_accuracy", summary.bestAccuracy},
@@ -388,6 +366,44 @@ TrainSummary Trainer::run() {
     log(line);
   }
   return summary;
+}
+
+TrainSummary Trainer::run() {
+  resumeIfAsked();
+  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, comm_.rank(), comm_.size(),
+                             cfg_.train.seed, cfg_.data.shuffle);
+  const int64_t microStepsPerEpoch = stepsPerEpoch_ * cfg_.train.grad_accumulation;
+  const int64_t globalBatch = cfg_.data.batch_size * comm_.size() * cfg_.train.grad_accumulation;
+  // Start the loader at the cursor so its first prefetched batches are the ones we need.
+  Loader loader(trainSet_, sampler, cfg_.data.prefetch, {state_.epoch, state_.stepInEpoch});
+  bool loaderPositioned = true;
+  const auto start = Clock::now();
+  const int64_t firstStep = state_.step;
+  LogInterval interval;
+  EvalResult lastEval;
+  bool evaluatedAtEnd = false;
+
+  while (state_.step < totalSteps_ && state_.epoch < cfg_.train.epochs) {
+    if (!loaderPositioned) loader.startEpoch(state_.epoch, state_.stepInEpoch);
+    loaderPositioned = false;
+    evaluatedAtEnd = false;
+    while (state_.stepInEpoch < microStepsPerEpoch && state_.step < totalSteps_) {
+      processFaults().trigger(FaultPoint::StepStart, comm_.rank(), state_.step);
+      const double stepLoss = trainStep(loader, interval.phases);
+      sync_->finishStep(state_.step, stepLoss, interval.phases);
+      ++state_.step;
+      ++interval.steps;
+      interval.loss += std::isfinite(stepLoss) ? stepLoss : 0.0;
+      afterStep(interval, globalBatch, microStepsPerEpoch);
+    }
+    lastEval = endEpoch(microStepsPerEpoch);
+    evaluatedAtEnd = true;
+  }
+  if (!evaluatedAtEnd) {
+    lastEval = evalStep();
+    state_.bestAccuracy = std::max(state_.bestAccuracy, lastEval.accuracy);
+  }
+  return finish(secondsSince(start), state_.step - firstStep, globalBatch, lastEval);
 }
 
 }  // namespace ringtrain

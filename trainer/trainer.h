@@ -22,6 +22,7 @@
 
 namespace ringtrain {
 
+class Loader;
 class MetricsWriter;
 class ProgressPrinter;
 class StepSync;
@@ -70,7 +71,15 @@ class Trainer {
   void resumeIfAsked();
   // Refuses, saying what differs, a checkpoint of another model or world size.
   void resumeFrom(const std::string& dir);
-  double trainStep(const Batch& batch, double lossScale);
+  // One micro-batch: forward, loss, backward of loss * lossScale; returns the loss.
+  double forwardBackward(const Batch& batch, double lossScale);
+  // The micro-batches of one optimizer step (forward and backward); returns the step's loss.
+  double trainStep(Loader& loader, StepPhases& phases);
+  struct LogInterval;
+  void afterStep(LogInterval& interval, int64_t globalBatch, int64_t microStepsPerEpoch);
+  EvalResult endEpoch(int64_t microStepsPerEpoch);
+  TrainSummary finish(double wallSeconds, int64_t stepsRun, int64_t globalBatch,
+                      const EvalResult& lastEval);
   EvalResult evalStep();
   // The train record and progress line of the `steps` steps that took `seconds` here.
   // Collective: gathers every rank's loss and step phases.
