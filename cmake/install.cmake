@@ -49,4 +49,5 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/ringtrainConfigVersion.cm
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/ringtrainConfig.cmake
               ${PROJECT_BINARY_DIR}/ringtrainConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/torch_wheel_cuda.cmake
   DESTINATION ${RINGTRAIN_INSTALL_CMAKEDIR})

@@ -69,15 +69,16 @@ if(_ringtrain_nccl_enabled)
                                                      ${CUDAToolkit_INCLUDE_DIRS})
   # Likewise the CUDA runtime: a pip-installed LibTorch loads its wheel's libcudart
   # (nvidia/cu13/lib for CUDA 13 wheels, nvidia/cuda_runtime/lib for CUDA 12 ones), which
-  # may be newer than the toolkit's; one soname, so link the one LibTorch needs. (LibTorch's
-  # link interface still names the toolkit's libraries, so CMake warns of a cycle among the
-  # run paths; the wheel's directories come first, which .ci/run checks with ldd.)
+  # may be newer than the toolkit's; one soname, so link the one LibTorch needs
+  # (cmake/torch_wheel_cuda.cmake points LibTorch's own link interface at it too, and .ci/run
+  # checks with ldd what the binary loads).
   file(GLOB _ringtrain_wheel_cudart
        "${TORCH_INSTALL_PREFIX}/../nvidia/cu[0-9]*/lib/libcudart.so.[0-9]*"
        "${TORCH_INSTALL_PREFIX}/../nvidia/cuda_runtime/lib/libcudart.so.[0-9]*")
   set(RINGTRAIN_CUDART_LIBRARY ${CUDA_cudart_LIBRARY})
   if(_ringtrain_wheel_cudart)
     list(GET _ringtrain_wheel_cudart 0 RINGTRAIN_CUDART_LIBRARY)
+    get_filename_component(RINGTRAIN_CUDART_LIBRARY "${RINGTRAIN_CUDART_LIBRARY}" REALPATH)
   endif()
   target_link_libraries(ringtrain PUBLIC ${RINGTRAIN_CUDART_LIBRARY} ${NCCL_LIBRARY})
   target_compile_definitions(ringtrain PUBLIC RINGTRAIN_WITH_NCCL=1)

@@ -51,3 +51,6 @@ get_target_property(_ringtrain_torch_features torch INTERFACE_COMPILE_FEATURES)
 if(_ringtrain_torch_features MATCHES "cxx_std_20")
   set(CMAKE_CXX_STANDARD 20)
 endif()
+
+# A pip-installed LibTorch's CUDA libraries: the wheel's, not the machine's toolkit's.
+include(${CMAKE_CURRENT_LIST_DIR}/torch_wheel_cuda.cmake)
