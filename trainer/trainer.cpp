@@ -13,6 +13,7 @@
 #include "data/sharding.h"
 #include "models/registry.h"
 #include "trainer/allreduce/allreduce_sync.h"
+#include "trainer/allreduce/replicas.h"
 #include "trainer/deadlines.h"
 #include "trainer/evaluate.h"
 #include "trainer/host/host_process.h"
@@ -145,24 +146,12 @@ void Trainer::setUp() {
   state_.configHash = stableHash(cfg_.toYaml());
 
   checkSameModelEverywhere("start-up", startupTimeout(timeout_));
-  broadcastParameters();
+  broadcastFromRankZero(comm_, *model_, timeout_);
 
   if (comm_.rank() == 0 && !options_.quiet) {
     log("ringtrain " RINGTRAIN_VERSION ": model " + cfg_.model.name + " with " +
         std::to_string(parameterCount(*model_)) + " parameters, " + std::to_string(comm_.size()) +
         " rank(s), " + sync_->describe() + ", run dir " + runDir_);
-  }
-}
-
-void Trainer::broadcastParameters() {
-  torch::NoGradGuard noGrad;
-  for (auto& p : model_->parameters()) {
-    auto t = p.detach();
-    comm_.broadcast(t, 0)->wait(timeout_);
-  }
-  for (auto& b : model_->buffers()) {
-    auto t = b.detach();
-    comm_.broadcast(t, 0)->wait(timeout_);
   }
 }
 

@@ -63,7 +63,6 @@ class Trainer {
 
  private:
   void setUp();
-  void broadcastParameters();
   // Compares the model fingerprint across ranks (see trainer/sync/fingerprint.h); `when` names
   // the moment in the error message.
   void checkSameModelEverywhere(const std::string& when, std::chrono::milliseconds timeout);

@@ -206,21 +206,20 @@ void GradientSynchronizer::onGradientAccumulated(size_t param) {
   if (!syncAfterBackward_) return;
   const size_t b = bucketOf_[param];
   if (works_[b]) {
-    throw TrainingError(
-        "a gradient for parameter #" + std::to_string(param) + " arrived after its bucket " +
-            std::to_string(b) + " was sent (step " + std::to_string(step_) + ")",
-        "with several backward passes per step, call prepareBackward(step, false) before all "
-        "but the last (gradient accumulation)",
-        comm_.rank());
+    throw TrainingError("a gradient for parameter #" + std::to_string(param) +
+                            " arrived after its bucket " + std::to_string(b) + " was sent (step " +
+                            std::to_string(step_) + ")",
+                        "with several backward passes per step, keep all but the last local: "
+                        "prepareBackward(step, false), or DataParallel's noSync() scope",
+                        comm_.rank());
   }
   if (ready_[param]) {
     // Its .grad was already scaled in place (or packed): adding to it would send a mix.
-    throw TrainingError(
-        "parameter #" + std::to_string(param) + " got a second gradient in step " +
-            std::to_string(step_) + " after it was packed for synchronisation",
-        "with several backward passes per step, call prepareBackward(step, false) before all "
-        "but the last (gradient accumulation)",
-        comm_.rank());
+    throw TrainingError("parameter #" + std::to_string(param) + " got a second gradient in step " +
+                            std::to_string(step_) + " after it was packed for synchronisation",
+                        "with several backward passes per step, keep all but the last local: "
+                        "prepareBackward(step, false), or DataParallel's noSync() scope",
+                        comm_.rank());
   }
   torch::NoGradGuard noGrad;
   packFromGrad(param);
