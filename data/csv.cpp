@@ -63,7 +63,7 @@ std::vector<std::string> splitCells(const std::string& line, const std::string& 
 }  // namespace
 
 CsvTable parseCsv(const std::string& text, const std::string& source,
-                  const std::string& labelColumn) {
+                  const std::string& labelColumn, CsvTarget target) {
   std::istringstream in(text);
   std::string line;
   int64_t lineNumber = 0;
@@ -103,6 +103,7 @@ CsvTable parseCsv(const std::string& text, const std::string& source,
   const auto columns = static_cast<int64_t>(header.size());
   std::vector<float> features;
   std::vector<int64_t> labels;
+  std::vector<float> values;  // CsvTarget::Float
   while (std::getline(in, line)) {
     ++lineNumber;
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -119,7 +120,14 @@ CsvTable parseCsv(const std::string& text, const std::string& source,
                              " ('" + header[static_cast<size_t>(c)] + "')";
       char* end = nullptr;
       errno = 0;
-      if (c == labelIndex) {
+      if (c == labelIndex && target == CsvTarget::Float) {
+        const double value = cell.empty() ? 0.0 : std::strtod(cell.c_str(), &end);
+        if (cell.empty() || *end != '\0' || !std::isfinite(value)) {
+          throw DataError(at + ": target '" + cell + "' is not a finite number",
+                          "data.target_type: float needs a number in every row's target cell");
+        }
+        values.push_back(static_cast<float>(value));
+      } else if (c == labelIndex) {
         const long long value = cell.empty() ? 0 : std::strtoll(cell.c_str(), &end, 10);
         if (cell.empty() || *end != '\0' || errno == ERANGE || value < 0) {
           throw DataError(at + ": label '" + cell + "' is not a non-negative integer",
@@ -136,30 +144,34 @@ CsvTable parseCsv(const std::string& text, const std::string& source,
       }
     }
   }
-  const auto rows = static_cast<int64_t>(labels.size());
+  const auto rows =
+      static_cast<int64_t>(target == CsvTarget::Float ? values.size() : labels.size());
   const auto featureCount = static_cast<int64_t>(table.featureNames.size());
   table.features = torch::from_blob(features.data(), {rows, featureCount}, torch::kFloat32).clone();
-  table.labels = torch::from_blob(labels.data(), {rows}, torch::kLong).clone();
+  table.labels = target == CsvTarget::Float
+                     ? torch::from_blob(values.data(), {rows}, torch::kFloat32).clone()
+                     : torch::from_blob(labels.data(), {rows}, torch::kLong).clone();
   return table;
 }
 
-CsvTable readCsv(const std::string& path, const std::string& labelColumn) {
+CsvTable readCsv(const std::string& path, const std::string& labelColumn, CsvTarget target) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw DataError("cannot open " + path, "check data.dir: it must hold train.csv and test.csv");
   }
   std::stringstream text;
   text << in.rdbuf();
-  return parseCsv(text.str(), path, labelColumn);
+  return parseCsv(text.str(), path, labelColumn, target);
 }
 
-CsvDataset::CsvDataset(const std::string& path, const std::string& labelColumn)
-    : table_(readCsv(path, labelColumn)) {}
+CsvDataset::CsvDataset(const std::string& path, const std::string& labelColumn, CsvTarget target)
+    : table_(readCsv(path, labelColumn, target)) {}
 
 CsvDataset::CsvDataset(CsvTable table) : table_(std::move(table)) {}
 
 int64_t CsvDataset::classCount() const {
-  return size() == 0 ? 0 : table_.labels.max().item<int64_t>() + 1;
+  if (size() == 0 || table_.labels.is_floating_point()) return 0;
+  return table_.labels.max().item<int64_t>() + 1;
 }
 
 Batch CsvDataset::get(const std::vector<int64_t>& indices) const {
@@ -175,7 +187,9 @@ Batch CsvDataset::get(const std::vector<int64_t>& indices) const {
 
 DatasetPtr makeCsvDataset(const DataConfig& cfg, Split split) {
   const auto path = std::filesystem::path(cfg.dir) / (std::string(splitName(split)) + ".csv");
-  return std::make_shared<const CsvDataset>(path.string(), cfg.label_column);
+  return std::make_shared<const CsvDataset>(
+      path.string(), cfg.label_column,
+      cfg.target_type == "float" ? CsvTarget::Float : CsvTarget::Class);
 }
 
 }  // namespace ringtrain

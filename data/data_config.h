@@ -20,8 +20,10 @@ struct DataConfig {
   // context; at most model.options.block_size), and the file format of the shards.
   int64_t block_size = 0;                  // 0: unset (required by `tokens`)
   std::string token_format = "ringtrain";  // ringtrain (headered shards) | nanogpt (.bin)
-  // Tabular data (data.name: csv): the integer class column; every other column is a feature.
+  // Tabular data (data.name: csv): the target column (every other column is a feature), and
+  // what it holds: integer class indices, or float values (regression, train.loss: mse).
   std::string label_column = "label";
+  std::string target_type = "class";  // class | float
 };
 
 }  // namespace ringtrain

@@ -27,11 +27,11 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
   const auto timeout =
       std::chrono::milliseconds(static_cast<int64_t>(loaded.config.distributed.timeout_s * 1e3));
   const auto result = evaluateModel(*loaded.model, *testSet, loaded.config.data.eval_batch_size,
-                                    *context.comm, timeout);
+                                    *context.comm, timeout, objectiveFor(loaded.config.train));
   if (context.rank() == 0) {
-    std::printf("checkpoint %s: test loss %.4f  test accuracy %.2f%% (%lld samples)\n",
-                loaded.dir.c_str(), result.loss, 100.0 * result.accuracy,
-                static_cast<long long>(result.samples));
+    std::printf("checkpoint %s: test loss %.4f", loaded.dir.c_str(), result.loss);
+    if (result.hasAccuracy()) std::printf("  test accuracy %.2f%%", 100.0 * result.accuracy);
+    std::printf(" (%lld samples)\n", static_cast<long long>(result.samples));
   }
   return 0;
 }

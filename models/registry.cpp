@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "models/fashion.h"
 #include "models/gpt.h"
+#include "models/mlp.h"
 
 namespace ringtrain {
 
@@ -29,6 +30,7 @@ Registry& registry() {
       return std::make_shared<FashionCnn>();
     };
     instance.factories["gpt"] = makeGpt;
+    instance.factories["mlp"] = makeMlp;
   });
   return instance;
 }

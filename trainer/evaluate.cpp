@@ -1,19 +1,16 @@
 #include "trainer/evaluate.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <limits>
 
 #include "data/sharding.h"
 
 namespace ringtrain {
 
-torch::Tensor crossEntropyPerPrediction(const torch::Tensor& logits, const torch::Tensor& targets) {
-  return torch::nn::functional::cross_entropy(
-      logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
-      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-}
-
 EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize,
-                         Communicator& comm, std::chrono::milliseconds timeout) {
+                         Communicator& comm, std::chrono::milliseconds timeout,
+                         const Objective& objective) {
   torch::NoGradGuard noGrad;
   const bool wasTraining = model.is_training();
   model.eval();
@@ -32,11 +29,12 @@ EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize
     indices.reserve(static_cast<size_t>(stop - start));
     for (int64_t i = start; i < stop; ++i) indices.push_back(i);
     const Batch batch = dataset.get(indices);
-    auto logits = model.forward(batch.inputs.to(device));
+    auto output = model.forward(batch.inputs.to(device)).to(torch::kFloat32);
     const auto targets = batch.targets.to(device);
-    lossSum += crossEntropyPerPrediction(logits, targets).sum().item<double>();
-    correct += logits.argmax(-1).eq(targets).sum().item<double>();
-    predictions += static_cast<double>(targets.numel());
+    const auto losses = objective.perPrediction(output, targets);
+    lossSum += losses.sum().item<double>();
+    if (objective.accuracy) correct += output.argmax(-1).eq(targets).sum().item<double>();
+    predictions += static_cast<double>(losses.numel());
   }
   auto totals = torch::tensor({lossSum, correct, predictions, static_cast<double>(end - begin)},
                               torch::kFloat64);
@@ -45,9 +43,33 @@ EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize
   EvalResult result;
   const double count = std::max(1.0, totals[2].item<double>());
   result.loss = totals[0].item<double>() / count;
-  result.accuracy = totals[1].item<double>() / count;
+  result.accuracy = objective.accuracy ? totals[1].item<double>() / count
+                                       : std::numeric_limits<double>::quiet_NaN();
   result.samples = static_cast<int64_t>(totals[3].item<double>());
   return result;
+}
+
+std::string evalLine(int64_t epoch, int64_t step, const EvalResult& eval) {
+  char line[160];
+  std::snprintf(line, sizeof line, "epoch %lld  step %lld  test loss %.4f",
+                static_cast<long long>(epoch), static_cast<long long>(step), eval.loss);
+  std::string text = line;
+  if (eval.hasAccuracy()) {
+    std::snprintf(line, sizeof line, "  test accuracy %.2f%%", 100.0 * eval.accuracy);
+    text += line;
+  }
+  return text;
+}
+
+std::string outcomeText(double bestAccuracy, const EvalResult& finalEval) {
+  char text[120];
+  if (finalEval.hasAccuracy()) {
+    std::snprintf(text, sizeof text, "best test accuracy %.2f%%, final %.2f%%",
+                  100.0 * bestAccuracy, 100.0 * finalEval.accuracy);
+  } else {
+    std::snprintf(text, sizeof text, "final test loss %.4f", finalEval.loss);
+  }
+  return text;
 }
 
 }  // namespace ringtrain

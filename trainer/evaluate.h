@@ -3,23 +3,31 @@
 #pragma once
 
 #include <chrono>
+#include <string>
 
 #include "collectives/communicator.h"
 #include "data/dataset.h"
 #include "models/model.h"
+#include "trainer/objective.h"
 
 namespace ringtrain {
 
 struct EvalResult {
-  double loss = 0.0;      // mean cross-entropy per prediction
-  double accuracy = 0.0;  // fraction of correct predictions, in [0, 1]
+  double loss = 0.0;      // mean loss per prediction (the objective's)
+  double accuracy = 0.0;  // fraction of correct predictions, in [0, 1]; NaN: not measured
   int64_t samples = 0;
+  bool hasAccuracy() const { return accuracy == accuracy; }
 };
 
-// Cross-entropy of every prediction: `logits` [..., classes], `targets` [...] -> [N] losses.
-torch::Tensor crossEntropyPerPrediction(const torch::Tensor& logits, const torch::Tensor& targets);
-
 EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize,
-                         Communicator& comm, std::chrono::milliseconds timeout);
+                         Communicator& comm, std::chrono::milliseconds timeout,
+                         const Objective& objective = crossEntropyObjective());
+
+// The progress line of an evaluation: "epoch 2  step 1874  test loss 0.3121  test accuracy
+// 88.52%" (no accuracy part when it was not measured).
+std::string evalLine(int64_t epoch, int64_t step, const EvalResult& eval);
+// The outcome in the run's last line: "best test accuracy 90.10%, final 89.97%", or
+// "final test loss 0.0123" when accuracy was not measured.
+std::string outcomeText(double bestAccuracy, const EvalResult& finalEval);
 
 }  // namespace ringtrain

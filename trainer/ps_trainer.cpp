@@ -85,6 +85,7 @@ std::string PsTrainer::partitionRoot(int server) const {
 }
 
 void PsTrainer::setUp() {
+  objective_ = options_.objective ? *options_.objective : objectiveFor(cfg_.train);
   // A server's optimizer step on a partition is memory-bound: it leaves the cores to workers.
   setIntraOpThreads(isServer() ? 1 : cfg_.train.threads, worldSize_);
   if (cfg_.train.retain_host_memory) retainFreedHostMemory();
@@ -286,8 +287,8 @@ double PsTrainer::trainStep(ps::Worker& worker, Loader& loader) {
     torch::Tensor loss;
     {
       const AutocastScope autocast(cfg_.train.precision, torch::kCPU);
-      loss = crossEntropyPerPrediction(model_->forward(batch->inputs).to(torch::kFloat32),
-                                       batch->targets)
+      loss = objective_
+                 .perPrediction(model_->forward(batch->inputs).to(torch::kFloat32), batch->targets)
                  .mean();
     }
     if (micro == accumulation - 1) worker.beginBackward(state_.step, totalSteps_);
@@ -323,17 +324,12 @@ void PsTrainer::syncPoint(ps::Worker& worker, bool checkpoint, bool evaluate, Ev
   worker.sync(state_.step, save);
   if (evaluate) {
     *eval = testSet_ ? evaluateModel(*model_, *testSet_, cfg_.data.eval_batch_size, *workerComm_,
-                                     timeout_)
+                                     timeout_, objective_)
                      : EvalResult();
     state_.bestAccuracy = std::max(state_.bestAccuracy, eval->accuracy);
     if (firstWorker()) {
       metrics_->eval(state_.step, state_.epoch, eval->loss, eval->accuracy);
-      char line[160];
-      std::snprintf(line, sizeof line,
-                    "epoch %lld  step %lld  test loss %.4f  test accuracy %.2f%%",
-                    static_cast<long long>(state_.epoch), static_cast<long long>(state_.step),
-                    eval->loss, 100.0 * eval->accuracy);
-      log(line);
+      log(evalLine(state_.epoch, state_.step, *eval));
     }
   }
   // The servers saved their partitions before answering the sync; this commits the whole.
@@ -488,12 +484,10 @@ void PsTrainer::report(TrainSummary& summary, double wallSeconds) {
                                {"workers", static_cast<double>(roles_.numWorkers())},
                                {"servers", static_cast<double>(roles_.numServers())}});
   char line[200];
-  std::snprintf(line, sizeof line,
-                "done: %lld steps, best test accuracy %.2f%%, final %.2f%%, wall %s, %.0f "
-                "samples/s, %.2f ms/step",
-                static_cast<long long>(summary.steps), 100.0 * summary.bestAccuracy,
-                100.0 * summary.finalEval.accuracy, formatDuration(workerWall).c_str(),
-                summary.samplesPerSecond, msPerStep);
+  std::snprintf(line, sizeof line, "done: %lld steps, %s, wall %s, %.0f samples/s, %.2f ms/step",
+                static_cast<long long>(summary.steps),
+                outcomeText(summary.bestAccuracy, summary.finalEval).c_str(),
+                formatDuration(workerWall).c_str(), summary.samplesPerSecond, msPerStep);
   log(line);
 }
 

@@ -112,6 +112,7 @@ class PsTrainer {
   int64_t totalSteps_ = 0;
   double samplesTrained_ = 0.0;  // by this worker in this run
   std::chrono::milliseconds timeout_;
+  Objective objective_;  // train.loss / train.metric, or RunOptions::objective
 };
 
 }  // namespace ringtrain

@@ -93,6 +93,12 @@ void Trainer::log(const std::string& line) {
 }
 
 void Trainer::setUp() {
+  objective_ = options_.objective ? *options_.objective : objectiveFor(cfg_.train);
+  if (!objective_.perPrediction) {
+    throw ConfigError("RunOptions::objective has no perPrediction function",
+                      "set it to a callable (output, targets) -> per-prediction losses",
+                      comm_.rank());
+  }
   const double straggler = cfg_.train.straggler_ratio;
   if (straggler > 0 && straggler < 1) {
     throw ConfigError(
@@ -163,8 +169,8 @@ double Trainer::forwardBackward(const Batch& batch, double lossScale) {
   {
     // Backward runs outside autocast, as PyTorch's AMP recipe has it; the loss is float32.
     const AutocastScope autocast(cfg_.train.precision, device);
-    auto logits = model_->forward(batch.inputs.to(device));
-    loss = crossEntropyPerPrediction(logits.to(torch::kFloat32), batch.targets.to(device)).mean();
+    auto output = model_->forward(batch.inputs.to(device));
+    loss = objective_.perPrediction(output.to(torch::kFloat32), batch.targets.to(device)).mean();
   }
   if (processFaults().trigger(FaultPoint::Loss, comm_.rank(), state_.step)) {
     loss = loss * std::numeric_limits<float>::quiet_NaN();  // test-only
@@ -240,7 +246,8 @@ void Trainer::warnOfStraggler(const Straggler& slowest, int64_t steps) {
 EvalResult Trainer::evalStep() {
   if (!testSet_) return EvalResult();
   return withTimeoutContext("evaluation after step " + std::to_string(state_.step), [&] {
-    return evaluateModel(*model_, *testSet_, cfg_.data.eval_batch_size, comm_, timeout_);
+    return evaluateModel(*model_, *testSet_, cfg_.data.eval_batch_size, comm_, timeout_,
+                         objective_);
   });
 }
 
@@ -321,11 +328,7 @@ EvalResult Trainer::endEpoch(int64_t microStepsPerEpoch) {
   state_.bestAccuracy = std::max(state_.bestAccuracy, eval.accuracy);
   if (comm_.rank() == 0) {
     metrics_->eval(state_.step, state_.epoch, eval.loss, eval.accuracy);
-    char line[160];
-    std::snprintf(line, sizeof line, "epoch %lld  step %lld  test loss %.4f  test accuracy %.2f%%",
-                  static_cast<long long>(state_.epoch), static_cast<long long>(state_.step),
-                  eval.loss, 100.0 * eval.accuracy);
-    log(line);
+    log(evalLine(state_.epoch, state_.step, eval));
   }
   saveCheckpoint();
   return eval;
@@ -346,12 +349,10 @@ TrainSummary Trainer::finish(double wallSeconds, int64_t stepsRun, int64_t globa
                                  {"wall_s", summary.wallSeconds},
                                  {"samples_per_s", summary.samplesPerSecond}});
     char line[200];
-    std::snprintf(line, sizeof line,
-                  "done: %lld steps, best test accuracy %.2f%%, final %.2f%%, wall %s, %.0f "
-                  "samples/s",
-                  static_cast<long long>(summary.steps), 100.0 * summary.bestAccuracy,
-                  100.0 * lastEval.accuracy, formatDuration(summary.wallSeconds).c_str(),
-                  summary.samplesPerSecond);
+    std::snprintf(line, sizeof line, "done: %lld steps, %s, wall %s, %.0f samples/s",
+                  static_cast<long long>(summary.steps),
+                  outcomeText(summary.bestAccuracy, lastEval).c_str(),
+                  formatDuration(summary.wallSeconds).c_str(), summary.samplesPerSecond);
     log(line);
   }
   return summary;

@@ -33,6 +33,8 @@ struct RunOptions {
   std::string runDir;  // empty: runs/<train.run_name>
   std::string resume;  // empty: fresh run; "auto": newest valid checkpoint in runDir; or a dir
   bool quiet = false;  // no progress output (tests)
+  // Your own loss (and whether to report accuracy) instead of train.loss / train.metric.
+  std::optional<Objective> objective;
 };
 
 struct TrainSummary {
@@ -107,6 +109,7 @@ class Trainer {
   int64_t stepsPerEpoch_ = 0;  // optimizer steps
   int warnedStraggler_ = -1;   // the straggler warned of and still slow, or -1
   std::chrono::milliseconds timeout_;
+  Objective objective_;  // train.loss / train.metric, or RunOptions::objective
 };
 
 }  // namespace ringtrain

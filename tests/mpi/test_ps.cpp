@@ -149,7 +149,7 @@ TEST_P(PsBsp, EqualsAllReduceAndSingleProcessOnTheGlobalBatch) {
   cfg.train.grad_clip_norm = param.clip;
   auto data = std::make_shared<SyntheticImages>(512);
 
-  RunOptions options{tmp.path() + "/ps", "", true};
+  RunOptions options{tmp.path() + "/ps", "", true, {}};
   PsTrainer ps(cfg, options, freshModel(cfg.model.name), data, nullptr);
   const TrainSummary summary = ps.run();
   if (ps.isServer()) {
@@ -166,7 +166,7 @@ TEST_P(PsBsp, EqualsAllReduceAndSingleProcessOnTheGlobalBatch) {
     auto comm = makeCommunicator("ring", split);
     Config allreduce = cfg;
     allreduce.distributed.mode = "allreduce";
-    RunOptions arOptions{tmp.path() + "/allreduce", "", true};
+    RunOptions arOptions{tmp.path() + "/allreduce", "", true, {}};
     Trainer trainer(allreduce, *comm, arOptions, freshModel(cfg.model.name), data, nullptr);
     trainer.run();
     EXPECT_EQ(summary.steps, cfg.train.max_steps);
@@ -473,7 +473,7 @@ TEST(PsCheckpoint, ResumeFromAPartitionedCheckpointIsExact) {
   auto data = std::make_shared<SyntheticImages>(512);
   const std::string runDir = tmp.path() + "/run";
 
-  PsTrainer full(cfg, RunOptions{runDir, "", true}, freshModel(cfg.model.name), data, nullptr);
+  PsTrainer full(cfg, RunOptions{runDir, "", true, {}}, freshModel(cfg.model.name), data, nullptr);
   full.run();
   MPI_Barrier(MPI_COMM_WORLD);
   const std::string step4 = runDir + "/checkpoints/step-00000004";
@@ -484,7 +484,7 @@ TEST(PsCheckpoint, ResumeFromAPartitionedCheckpointIsExact) {
   ASSERT_TRUE(fs::exists(step4 + "/MANIFEST"));
   ASSERT_TRUE(fs::exists(runDir + "/checkpoints/step-00000008/MANIFEST"));
 
-  PsTrainer resumed(cfg, RunOptions{runDir, step4, true}, freshModel(cfg.model.name), data,
+  PsTrainer resumed(cfg, RunOptions{runDir, step4, true, {}}, freshModel(cfg.model.name), data,
                     nullptr);
   const TrainSummary summary = resumed.run();
   // The resumed run saves step 8 again, replacing the directory: read it only once every rank
@@ -503,13 +503,13 @@ TEST(PsTrainerErrors, ImpossibleServerCountsAreConfigErrors) {
   auto data = std::make_shared<SyntheticImages>(64);
   Config cfg = psConfig(worldSize(), "bsp");
   try {
-    PsTrainer(cfg, RunOptions{"", "", true}, freshModel("tiny"), data, nullptr);
+    PsTrainer(cfg, RunOptions{"", "", true, {}}, freshModel("tiny"), data, nullptr);
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("no rank would be left"), std::string::npos) << e.what();
   }
   cfg.ps.servers = 0;
-  EXPECT_THROW(PsTrainer(cfg, RunOptions{"", "", true}, freshModel("tiny"), data, nullptr),
+  EXPECT_THROW(PsTrainer(cfg, RunOptions{"", "", true, {}}, freshModel("tiny"), data, nullptr),
                ConfigError);
 }
 
@@ -520,7 +520,7 @@ TEST(PsTrainerErrors, TheAllreduceTrainerRefusesAPsConfig) {
   const Config cfg = psConfig(1, "bsp");
   auto comm = makeCommunicator("ring", MPI_COMM_WORLD);
   try {
-    Trainer trainer(cfg, *comm, RunOptions{"", "", true}, freshModel("tiny"), data, nullptr);
+    Trainer trainer(cfg, *comm, RunOptions{"", "", true, {}}, freshModel("tiny"), data, nullptr);
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("distributed.mode: ps"), std::string::npos) << e.what();

@@ -87,6 +87,8 @@ data:
   mean: 0.5
   std: 0.25
   shuffle: false
+  label_column: y
+  target_type: float
 optimizer:
   name: adamw
   lr: 0.001
@@ -116,6 +118,8 @@ train:
   on_nonfinite: skip
   precision: bf16
   straggler_ratio: 2.5
+  loss: mse
+  metric: loss
 distributed:
   backend: mpi
   mode: ps
@@ -158,7 +162,7 @@ TEST(Config, SchemaCoversSectionsInOrder) {
   const std::vector<std::string> all = {"model", "data",        "optimizer", "schedule",
                                         "train", "distributed", "ps",        "checkpoint"};
   EXPECT_EQ(configSections(), all);
-  EXPECT_EQ(configSchema().size(), 54u);  // update when a key is added
+  EXPECT_EQ(configSchema().size(), 57u);  // update when a key is added
   ASSERT_NE(findConfigKey("optimizer", "lr"), nullptr);
   EXPECT_EQ(findConfigKey("optimizer", "lrr"), nullptr);
 }
@@ -200,6 +204,10 @@ TEST(Config, FullFileSetsEveryField) {
   EXPECT_EQ(c.train.on_nonfinite, "skip");
   EXPECT_EQ(c.train.precision, "bf16");
   EXPECT_DOUBLE_EQ(c.train.straggler_ratio, 2.5);
+  EXPECT_EQ(c.train.loss, "mse");
+  EXPECT_EQ(c.train.metric, "loss");
+  EXPECT_EQ(c.data.label_column, "y");
+  EXPECT_EQ(c.data.target_type, "float");
   EXPECT_EQ(c.distributed.backend, "mpi");
   EXPECT_EQ(c.distributed.mode, "ps");
   EXPECT_DOUBLE_EQ(c.distributed.bucket_mb, 0.5);

@@ -53,6 +53,8 @@ struct TrainConfig {
   std::string on_nonfinite = "abort";  // abort | skip
   std::string precision = "fp32";      // fp32 | bf16
   double straggler_ratio = 1.5;        // warn when a rank's work per step is this x the others'
+  std::string loss = "cross_entropy";  // cross_entropy | mse (trainer/objective.h)
+  std::string metric = "auto";         // auto | accuracy | loss: what evaluation reports
 };
 
 struct DistributedConfig {

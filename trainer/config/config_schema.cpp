@@ -109,6 +109,7 @@ std::vector<ConfigKey> buildSchema() {
     data("block_size", &DataConfig::block_size).atLeast(0),
     data("token_format", &DataConfig::token_format).oneOf({"ringtrain", "nanogpt"}),
     data("label_column", &DataConfig::label_column),
+    data("target_type", &DataConfig::target_type).oneOf({"class", "float"}),
 
     optimizer("name", &OptimizerConfig::name).oneOf({"sgd", "adamw"}),
     optimizer("lr", &OptimizerConfig::lr).above(0),
@@ -138,6 +139,8 @@ std::vector<ConfigKey> buildSchema() {
     train("on_nonfinite", &TrainConfig::on_nonfinite).oneOf({"abort", "skip"}),
     train("precision", &TrainConfig::precision).oneOf({"fp32", "bf16"}),
     train("straggler_ratio", &TrainConfig::straggler_ratio).atLeast(0),
+    train("loss", &TrainConfig::loss).oneOf({"cross_entropy", "mse"}),
+    train("metric", &TrainConfig::metric).oneOf({"auto", "accuracy", "loss"}),
 
     distributed("backend", &DistributedConfig::backend).oneOf({"ring", "mpi", "nccl"}),
     distributed("mode", &DistributedConfig::mode).oneOf({"allreduce", "ps"}),
