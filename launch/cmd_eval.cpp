@@ -24,8 +24,7 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
   auto loaded = loadForInference(requiredOption(args, "checkpoint"), overridesOf(args), warn);
   context.comm = makeCommunicator(loaded.config.distributed.backend, MPI_COMM_WORLD);
   auto testSet = makeDataset(loaded.config.data, Split::Test);
-  const auto timeout =
-      std::chrono::milliseconds(static_cast<int64_t>(loaded.config.distributed.timeout_s * 1e3));
+  const auto timeout = loaded.config.distributed.timeout();
   const auto result = evaluateModel(*loaded.model, *testSet, loaded.config.data.eval_batch_size,
                                     *context.comm, timeout, objectiveFor(loaded.config.train));
   if (context.rank() == 0) {

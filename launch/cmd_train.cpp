@@ -26,8 +26,7 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
     return 0;
   }
   // barrier() gets the same deadline as every other collective (distributed.timeout_s).
-  const auto timeout =
-      std::chrono::milliseconds(static_cast<int64_t>(cfg.distributed.timeout_s * 1000.0));
+  const auto timeout = cfg.distributed.timeout();
   context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD, timeout,
                                   cfg.distributed.shared_memory);
   Trainer(std::move(cfg), *context.comm, options).run();

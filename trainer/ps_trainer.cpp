@@ -27,10 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double secondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 // Blocking broadcast of a short string from `root` (start-up only).
 std::string broadcastString(std::string text, int root, MPI_Comm comm, int rank) {
   int length = static_cast<int>(text.size());
@@ -58,7 +54,7 @@ PsTrainer::PsTrainer(Config cfg, RunOptions options, ModelPtr model, DatasetPtr 
       trainSet_(std::move(trainSet)),
       testSet_(std::move(testSet)),
       commSlot_(commSlot ? commSlot : &ownedComm_),
-      timeout_(static_cast<int64_t>(cfg_.distributed.timeout_s * 1000.0)) {
+      timeout_(cfg_.distributed.timeout()) {
   checkMpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
   checkMpi(MPI_Comm_size(MPI_COMM_WORLD, &worldSize_), "MPI_Comm_size");
   roles_ = ps::assignRoles(worldSize_, cfg_.ps.servers, cfg_.ps.placement);

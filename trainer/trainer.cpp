@@ -29,10 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double secondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 // Stable hash of the exact bytes of every parameter: replicas that drifted apart by a
 // single bit disagree. A replica on a GPU is copied to host memory first (a no-op on the CPU).
 int64_t parameterBytesHash(const torch::nn::Module& module) {
@@ -62,7 +58,7 @@ Trainer::Trainer(Config cfg, Communicator& comm, RunOptions options, ModelPtr mo
       model_(std::move(model)),
       trainSet_(std::move(trainSet)),
       testSet_(std::move(testSet)),
-      timeout_(static_cast<int64_t>(cfg_.distributed.timeout_s * 1000.0)) {
+      timeout_(cfg_.distributed.timeout()) {
   // The two modes are two classes until one loop serves both: a ps config must not quietly
   // train by all-reduce.
   if (cfg_.distributed.mode != "allreduce") {

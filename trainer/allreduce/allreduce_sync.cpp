@@ -38,7 +38,7 @@ AllreduceSync::AllreduceSync(const Config& cfg, Communicator& comm,
       optimizer_(optimizer),
       totalSteps_(totalSteps),
       warn_(std::move(warn)),
-      timeout_(static_cast<int64_t>(cfg.distributed.timeout_s * 1000.0)) {
+      timeout_(cfg.distributed.timeout()) {
   GradSyncOptions options;
   options.bucketMb = cfg.distributed.bucket_mb;
   options.overlap = cfg.distributed.overlap;

@@ -9,6 +9,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -66,6 +67,11 @@ struct DistributedConfig {
   std::string compression = "none";  // none | bf16 | fp16
   double timeout_s = 300.0;
   int64_t fingerprint_every = 1000;  // steps between model fingerprint checks (0: start only)
+
+  // timeout_s as the deadline a collective waits for.
+  std::chrono::milliseconds timeout() const {
+    return std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000.0));
+  }
 };
 
 // Parameter-server mode (distributed.mode: ps): see trainer/ps_trainer.h.

@@ -35,8 +35,7 @@ Server::Server(const Config& cfg, const Roles& roles, const Layout& layout, MPI_
       serverIndex_(-1),
       numWorkers_(roles.numWorkers()),
       elements_(0),
-      waiter_(std::chrono::milliseconds(static_cast<int64_t>(cfg.distributed.timeout_s * 1000.0)),
-              -1) {
+      waiter_(cfg.distributed.timeout(), -1) {
   MPI_Comm_rank(psComm_, &rank_);
   waiter_ = PoliteWaiter(waiter_.timeout(), rank_);
   serverIndex_ = roles_.serverIndex(rank_);

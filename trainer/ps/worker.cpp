@@ -12,8 +12,7 @@ Worker::Worker(const Config& cfg, const Roles& roles, const Layout& layout, MPI_
       layout_(layout),
       psComm_(psComm),
       rank_(-1),
-      waiter_(std::chrono::milliseconds(static_cast<int64_t>(cfg.distributed.timeout_s * 1000.0)),
-              -1),
+      waiter_(cfg.distributed.timeout(), -1),
       parameters_(std::move(parameters)),
       overlap_(overlap) {
   MPI_Comm_rank(psComm_, &rank_);

@@ -21,6 +21,11 @@ struct StepPhases {
   double update = 0;           // gradient norm (or clipping) and the optimizer step
 };
 
+// Seconds from `start` to now, on the steady clock.
+inline double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 // Runs f() and adds the seconds it took to `total` (a StepPhases field), also when f throws.
 template <typename F>
 auto timed(double& total, F&& f) {
