@@ -1,7 +1,6 @@
 // ringtrain train --config FILE [--set k=v ...] [--run-dir DIR] [--resume DIR|auto]
 #include "collectives/mpi_communicator.h"
 #include "launch/commands.h"
-#include "trainer/ps_trainer.h"
 #include "trainer/trainer.h"
 
 namespace ringtrain::cli {
@@ -20,11 +19,7 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
   RunOptions options;
   if (args.count("run-dir")) options.runDir = args["run-dir"].as<std::string>();
   if (args.count("resume")) options.resume = args["resume"].as<std::string>();
-  if (cfg.distributed.mode == "ps") {
-    // Parameter-server mode builds its own communicators (servers and workers).
-    PsTrainer(std::move(cfg), options, &context.comm).run();
-    return 0;
-  }
+  // Every rank of the job, in both modes (parameter-server mode splits it into roles).
   // barrier() gets the same deadline as every other collective (distributed.timeout_s).
   const auto timeout = cfg.distributed.timeout();
   context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD, timeout,

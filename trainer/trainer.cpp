@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "collectives/gpu_backend.h"
+#include "collectives/mpi_context.h"
 #include "core/error.h"
 #include "core/faults.h"
 #include "data/dataset_registry.h"
@@ -14,11 +15,15 @@
 #include "models/registry.h"
 #include "trainer/allreduce/allreduce_sync.h"
 #include "trainer/allreduce/replicas.h"
+#include "trainer/checkpoint/resume.h"
 #include "trainer/deadlines.h"
 #include "trainer/evaluate.h"
 #include "trainer/host/host_process.h"
 #include "trainer/optim/optimizer.h"
 #include "trainer/precision.h"
+#include "trainer/ps/cluster.h"
+#include "trainer/ps/push_pull_sync.h"
+#include "trainer/ps/serve.h"
 #include "trainer/report/metrics.h"
 
 namespace fs = std::filesystem;
@@ -59,33 +64,56 @@ Trainer::Trainer(Config cfg, Communicator& comm, RunOptions options, ModelPtr mo
       trainSet_(std::move(trainSet)),
       testSet_(std::move(testSet)),
       timeout_(cfg_.distributed.timeout()) {
-  // The two modes are two classes until one loop serves both: a ps config must not quietly
-  // train by all-reduce.
-  if (cfg_.distributed.mode != "allreduce") {
-    throw ConfigError("distributed.mode: " + cfg_.distributed.mode +
-                          " is not trained by ringtrain::Trainer, which all-reduces",
-                      "construct ringtrain::PsTrainer(cfg, options) for parameter-server mode "
-                      "(as `ringtrain train` does), or set distributed.mode: allreduce",
-                      comm_.rank());
-  }
   const bool userSupplied = model_ != nullptr;
   torch::manual_seed(cfg_.train.seed);
   if (!model_) model_ = makeModel(cfg_.model.name, cfg_.model.options);
   if (processFaults().trigger(FaultPoint::BuildModel, comm_.rank(), 0)) {
     model_->register_parameter("fault_injected", torch::zeros({3}));  // test-only
   }
-  if (!userSupplied && !trainSet_) {
-    trainSet_ = makeDataset(cfg_.data, Split::Train);
-    testSet_ = makeDataset(cfg_.data, Split::Test);
+  if (cfg_.distributed.mode == "ps") joinCluster();
+  if (!isParameterServer()) {
+    if (!userSupplied && !trainSet_) {
+      trainSet_ = makeDataset(cfg_.data, Split::Train);
+      testSet_ = makeDataset(cfg_.data, Split::Test);
+    }
+    if (!trainSet_) throw ConfigError("no training dataset given", "", comm_.rank());
   }
-  if (!trainSet_) throw ConfigError("no training dataset given");
   setUp();
 }
 
 Trainer::~Trainer() = default;
 
+bool Trainer::isParameterServer() const { return cluster_ && cluster_->isServer(); }
+
 void Trainer::log(const std::string& line) {
-  if (comm_.rank() == 0 && !options_.quiet) progress_->println(line);
+  if (replicas_ && replicas_->rank() == 0 && !options_.quiet) progress_->println(line);
+}
+
+void Trainer::joinCluster() {
+  int worldRank = -1;
+  int worldSize = 0;
+  checkMpi(MPI_Comm_rank(MPI_COMM_WORLD, &worldRank), "MPI_Comm_rank");
+  checkMpi(MPI_Comm_size(MPI_COMM_WORLD, &worldSize), "MPI_Comm_size");
+  if (comm_.size() != worldSize || comm_.rank() != worldRank) {
+    throw ConfigError(
+        "distributed.mode: ps splits every rank of the job into servers and "
+        "workers, but the Trainer was given a communicator of " +
+            std::to_string(comm_.size()) + " of the job's " + std::to_string(worldSize) + " ranks",
+        "pass makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD)", comm_.rank());
+  }
+  if (cfg_.distributed.backend == "nccl") {
+    throw ConfigError(
+        "distributed.mode: ps trains on the CPU, and distributed.backend: nccl is "
+        "for GPUs",
+        "set distributed.backend: ring, or distributed.mode: allreduce for NCCL", comm_.rank());
+  }
+  if (cfg_.train.check_replicas_every > 0 && cfg_.ps.consistency != "bsp") {
+    throw ConfigError("train.check_replicas_every needs ps.consistency: bsp: under " +
+                          cfg_.ps.consistency +
+                          " the workers' replicas differ between the points where they meet",
+                      "set train.check_replicas_every: 0, or ps.consistency: bsp", comm_.rank());
+  }
+  cluster_ = std::make_unique<ps::Cluster>(cfg_, *model_, comm_.rank());
 }
 
 void Trainer::setUp() {
@@ -103,14 +131,22 @@ void Trainer::setUp() {
         "be named a straggler (default 1.5)",
         comm_.rank());
   }
-  setIntraOpThreads(cfg_.train.threads, comm_.size());
+  // A server's optimizer step on a partition is memory-bound: it leaves the cores to workers.
+  setIntraOpThreads(isParameterServer() ? 1 : cfg_.train.threads, comm_.size());
   if (cfg_.train.retain_host_memory) retainFreedHostMemory();
 
   runDir_ =
       options_.runDir.empty() ? (fs::path("runs") / cfg_.train.run_name).string() : options_.runDir;
+  state_.worldSize = comm_.size();
+  state_.modelName = cfg_.model.name;
+  state_.modelFingerprint = moduleFingerprint(*model_);
+  state_.configHash = stableHash(cfg_.toYaml());
+  if (isParameterServer()) return;
+
+  replicas_ = cluster_ ? &cluster_->workers() : &comm_;
   progress_ = std::make_unique<ProgressPrinter>(stdout);
   checkpoints_ = std::make_unique<CheckpointStore>(runDir_);
-  if (comm_.rank() == 0) {
+  if (replicas().rank() == 0) {
     std::error_code ec;
     fs::create_directories(runDir_, ec);
     if (ec) {
@@ -123,10 +159,12 @@ void Trainer::setUp() {
 
   // [GPU, backend nccl] The replica lives on this rank's GPU, moved before the optimizer and
   // the gradient buckets take its parameters; every other backend keeps it on the CPU.
-  model_->to(trainingDevice(comm_));
+  model_->to(trainingDevice(replicas()));
+  // (Under ps the servers keep the optimizer state; the replicas' optimizer is never stepped
+  // and is saved empty.)
   optimizer_ = makeOptimizer(cfg_.optimizer, model_->parameters());
-  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, comm_.rank(), comm_.size(),
-                             cfg_.train.seed, cfg_.data.shuffle);
+  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, replicas().rank(),
+                             replicas().size(), cfg_.train.seed, cfg_.data.shuffle);
   stepsPerEpoch_ = sampler.stepsPerEpoch() / cfg_.train.grad_accumulation;
   if (stepsPerEpoch_ < 1) {
     throw ConfigError("train.grad_accumulation (" + std::to_string(cfg_.train.grad_accumulation) +
@@ -137,30 +175,31 @@ void Trainer::setUp() {
   totalSteps_ = stepsPerEpoch_ * cfg_.train.epochs;
   if (cfg_.train.max_steps > 0) totalSteps_ = std::min(totalSteps_, cfg_.train.max_steps);
 
-  sync_ =
-      std::make_unique<AllreduceSync>(cfg_, comm_, model_->parameters(), *optimizer_, totalSteps_,
-                                      [this](const std::string& m) { log("warning: " + m); });
-
-  state_.worldSize = comm_.size();
+  if (cluster_) {
+    sync_ = std::make_unique<ps::PushPullSync>(cfg_, *cluster_, model_->parameters(), totalSteps_);
+  } else {
+    sync_ =
+        std::make_unique<AllreduceSync>(cfg_, comm_, model_->parameters(), *optimizer_, totalSteps_,
+                                        [this](const std::string& m) { log("warning: " + m); });
+  }
   state_.totalSteps = totalSteps_;
-  state_.modelName = cfg_.model.name;
-  state_.modelFingerprint = moduleFingerprint(*model_);
-  state_.configHash = stableHash(cfg_.toYaml());
 
   checkSameModelEverywhere("start-up", startupTimeout(timeout_));
-  broadcastFromRankZero(comm_, *model_, timeout_);
+  broadcastFromRankZero(replicas(), *model_, timeout_);
 
-  if (comm_.rank() == 0 && !options_.quiet) {
-    log("ringtrain " RINGTRAIN_VERSION ": model " + cfg_.model.name + " with " +
-        std::to_string(parameterCount(*model_)) + " parameters, " + std::to_string(comm_.size()) +
-        " rank(s), " + sync_->describe() + ", run dir " + runDir_);
-  }
+  // The strategy's description may hold a second line (the parameter-server partition).
+  const std::string described = sync_->describe();
+  const auto newline = described.find('\n');
+  log("ringtrain " RINGTRAIN_VERSION ": model " + cfg_.model.name + " with " +
+      std::to_string(parameterCount(*model_)) + " parameters, " + described.substr(0, newline) +
+      ", run dir " + runDir_);
+  if (newline != std::string::npos) log(described.substr(newline + 1));
 }
 
 double Trainer::forwardBackward(const Batch& batch, double lossScale) {
   model_->train();
   // [GPU, backend nccl] The loader's batches are on the CPU; .to() is a no-op on the CPU.
-  const torch::Device device = trainingDevice(comm_);
+  const torch::Device device = trainingDevice(replicas());
   torch::Tensor loss;
   {
     // Backward runs outside autocast, as PyTorch's AMP recipe has it; the loss is float32.
@@ -183,12 +222,13 @@ void Trainer::logInterval(int64_t steps, double loss, const StepPhases& phases, 
   const auto mine = torch::tensor(
       {loss, phases.data, phases.forwardBackward, phases.syncWait, phases.update, seconds},
       torch::kFloat64);
-  auto gathered = torch::empty({comm_.size() * kFields}, torch::kFloat64);
+  const int ranks = replicas().size();
+  auto gathered = torch::empty({ranks * kFields}, torch::kFloat64);
   withTimeoutContext("metrics of step " + std::to_string(state_.step),
-                     [&] { comm_.allgather(mine, gathered)->wait(timeout_); });
-  const auto perRank = gathered.view({comm_.size(), kFields});
+                     [&] { replicas().allgather(mine, gathered)->wait(timeout_); });
+  const auto perRank = gathered.view({ranks, kFields});
   const auto totals = perRank.sum(0);
-  const double perStep = 1.0 / static_cast<double>(steps * comm_.size());
+  const double perStep = 1.0 / static_cast<double>(steps * ranks);
   const double meanLoss = totals[kLoss].item<double>() * perStep;
   const double msPerStep = 1000.0 * perStep;
   std::vector<std::pair<std::string, double>> extra{
@@ -196,10 +236,10 @@ void Trainer::logInterval(int64_t steps, double loss, const StepPhases& phases, 
       {"forward_backward_ms", totals[kForwardBackward].item<double>() * msPerStep},
       {"sync_wait_ms", totals[kSyncWait].item<double>() * msPerStep},
       {"update_ms", totals[kUpdate].item<double>() * msPerStep}};
-  if (comm_.size() > 1) {
+  if (ranks > 1) {
     const auto workSeconds = perRank.select(1, kSeconds) - perRank.select(1, kSyncWait);
     std::vector<double> workMs;
-    for (int r = 0; r < comm_.size(); ++r) {
+    for (int r = 0; r < ranks; ++r) {
       workMs.push_back(1000.0 * workSeconds[r].item<double>() / static_cast<double>(steps));
     }
     const Straggler slowest = findStraggler(workMs);
@@ -207,7 +247,7 @@ void Trainer::logInterval(int64_t steps, double loss, const StepPhases& phases, 
     extra.emplace_back("slowest_rank_lead_ms", slowest.leadMs());
     warnOfStraggler(slowest, steps);
   }
-  if (comm_.rank() != 0) return;
+  if (replicas().rank() != 0) return;
   const double samplesPerSecond = steps * globalBatch / std::max(seconds, 1e-9);
   const double lr =
       scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, state_.step - 1, totalSteps_);
@@ -242,19 +282,19 @@ void Trainer::warnOfStraggler(const Straggler& slowest, int64_t steps) {
 EvalResult Trainer::evalStep() {
   if (!testSet_) return EvalResult();
   return withTimeoutContext("evaluation after step " + std::to_string(state_.step), [&] {
-    return evaluateModel(*model_, *testSet_, cfg_.data.eval_batch_size, comm_, timeout_,
+    return evaluateModel(*model_, *testSet_, cfg_.data.eval_batch_size, replicas(), timeout_,
                          objective_);
   });
 }
 
-EvalResult Trainer::evaluate() { return evalStep(); }
+EvalResult Trainer::evaluate() { return isParameterServer() ? EvalResult() : evalStep(); }
 
 void Trainer::checkReplicasIdentical() {
   auto local = torch::tensor({parameterBytesHash(*model_)}, torch::kInt64);
-  auto all = torch::empty({comm_.size()}, torch::kInt64);
+  auto all = torch::empty({replicas().size()}, torch::kInt64);
   withTimeoutContext("replica check at step " + std::to_string(state_.step),
-                     [&] { comm_.allgather(local, all)->wait(timeout_); });
-  for (int r = 1; r < comm_.size(); ++r) {
+                     [&] { replicas().allgather(local, all)->wait(timeout_); });
+  for (int r = 1; r < replicas().size(); ++r) {
     if (all[r].item<int64_t>() != all[0].item<int64_t>()) {
       throw TrainingError("replicas diverged at step " + std::to_string(state_.step) + ": rank " +
                               std::to_string(r) + " holds different parameters than rank 0",
@@ -282,8 +322,10 @@ void Trainer::afterStep(LogInterval& interval, int64_t globalBatch, int64_t micr
                 globalBatch);
     interval = LogInterval{};
   }
-  // (At the epoch's last step endEpoch() saves anyway.)
-  if (due(cfg_.checkpoint.every_steps) && state_.stepInEpoch < microStepsPerEpoch) {
+  // (At the epoch's and the run's last step endEpoch() saves anyway.)
+  if (cfg_.checkpoint.enabled && due(cfg_.checkpoint.every_steps) &&
+      state_.stepInEpoch < microStepsPerEpoch && state_.step < totalSteps_) {
+    sync_->meet(state_.step, true);
     saveCheckpoint();
   }
   if (due(cfg_.distributed.fingerprint_every)) {
@@ -320,9 +362,10 @@ EvalResult Trainer::endEpoch(int64_t microStepsPerEpoch) {
     ++state_.epoch;
     state_.stepInEpoch = 0;
   }
+  sync_->meet(state_.step, cfg_.checkpoint.enabled);
   const EvalResult eval = evalStep();
   state_.bestAccuracy = std::max(state_.bestAccuracy, eval.accuracy);
-  if (comm_.rank() == 0) {
+  if (replicas().rank() == 0) {
     metrics_->eval(state_.step, state_.epoch, eval.loss, eval.accuracy);
     log(evalLine(state_.epoch, state_.step, eval));
   }
@@ -332,34 +375,70 @@ EvalResult Trainer::endEpoch(int64_t microStepsPerEpoch) {
 
 TrainSummary Trainer::finish(double wallSeconds, int64_t stepsRun, int64_t globalBatch,
                              const EvalResult& lastEval) {
+  RunReport report;
+  report.steps = state_.step;
+  report.samples =
+      static_cast<double>(stepsRun * cfg_.data.batch_size * cfg_.train.grad_accumulation);
+  report.wallSeconds = wallSeconds;
+  report.samplesPerSecond = stepsRun * globalBatch / std::max(wallSeconds, 1e-9);
+  sync_->finishRun(report);
+
   TrainSummary summary;
   summary.runDir = runDir_;
   summary.steps = state_.step;
   summary.finalEval = lastEval;
   summary.bestAccuracy = state_.bestAccuracy;
-  summary.wallSeconds = wallSeconds;
-  summary.samplesPerSecond = stepsRun * globalBatch / std::max(summary.wallSeconds, 1e-9);
-  if (comm_.rank() == 0) {
-    metrics_->record("summary", {{"step", static_cast<double>(summary.steps)},
-                                 {"best_accuracy", summary.bestAccuracy},
-                                 {"wall_s", summary.wallSeconds},
-                                 {"samples_per_s", summary.samplesPerSecond}});
-    char line[200];
-    std::snprintf(line, sizeof line, "done: %lld steps, %s, wall %s, %.0f samples/s",
+  summary.wallSeconds = report.wallSeconds;
+  summary.samplesPerSecond = report.samplesPerSecond;
+  if (replicas().rank() == 0) {
+    for (const auto& record : report.records) metrics_->record(record.kind, record.fields);
+    for (const auto& line : report.lines) log(line);
+    std::vector<std::pair<std::string, double>> fields{{"step", static_cast<double>(summary.steps)},
+                                                       {"best_accuracy", summary.bestAccuracy},
+                                                       {"wall_s", summary.wallSeconds},
+                                                       {"samples_per_s", summary.samplesPerSecond}};
+    fields.insert(fields.end(), report.summaryFields.begin(), report.summaryFields.end());
+    metrics_->record("summary", fields);
+    char line[240];
+    std::snprintf(line, sizeof line, "done: %lld steps, %s, wall %s, %.0f samples/s%s",
                   static_cast<long long>(summary.steps),
                   outcomeText(summary.bestAccuracy, lastEval).c_str(),
-                  formatDuration(summary.wallSeconds).c_str(), summary.samplesPerSecond);
+                  formatDuration(summary.wallSeconds).c_str(), summary.samplesPerSecond,
+                  report.doneSuffix.c_str());
     log(line);
   }
   return summary;
 }
 
+TrainSummary Trainer::serve(const std::optional<std::string>& resumeDir) {
+  const auto start = Clock::now();
+  const ps::ServerStats stats = ps::serve(cfg_, *cluster_, runDir_, resumeDir.value_or(""), state_);
+  TrainSummary summary;
+  summary.runDir = runDir_;
+  summary.steps = stats.updates;
+  summary.wallSeconds = secondsSince(start);
+  summary.serverStats = stats;
+  return summary;
+}
+
 TrainSummary Trainer::run() {
-  resumeIfAsked();
-  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, comm_.rank(), comm_.size(),
-                             cfg_.train.seed, cfg_.data.shuffle);
+  // Before the roles split: servers load the partitions of the step the replicas resume at.
+  const auto resumeDir = withTimeoutContext("choosing the checkpoint to resume from", [&] {
+    return agreeOnResume(
+        comm_, runDir_, options_.resume, [this](const std::string& m) { log(m); },
+        startupTimeout(timeout_));
+  });
+  if (resumeDir) refuseUnfitCheckpoint(*resumeDir);
+  if (isParameterServer()) return serve(resumeDir);
+  if (resumeDir) resumeFrom(*resumeDir);
+  if (!options_.resume.empty()) rollBackMetrics();
+  sync_->start(state_.step, resumeDir.has_value());
+
+  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, replicas().rank(),
+                             replicas().size(), cfg_.train.seed, cfg_.data.shuffle);
   const int64_t microStepsPerEpoch = stepsPerEpoch_ * cfg_.train.grad_accumulation;
-  const int64_t globalBatch = cfg_.data.batch_size * comm_.size() * cfg_.train.grad_accumulation;
+  const int64_t globalBatch =
+      cfg_.data.batch_size * replicas().size() * cfg_.train.grad_accumulation;
   // Start the loader at the cursor so its first prefetched batches are the ones we need.
   Loader loader(trainSet_, sampler, cfg_.data.prefetch, {state_.epoch, state_.stepInEpoch});
   bool loaderPositioned = true;
@@ -386,6 +465,7 @@ TrainSummary Trainer::run() {
     evaluatedAtEnd = true;
   }
   if (!evaluatedAtEnd) {
+    sync_->meet(state_.step, false);
     lastEval = evalStep();
     state_.bestAccuracy = std::max(state_.bestAccuracy, lastEval.accuracy);
   }

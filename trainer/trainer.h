@@ -1,11 +1,18 @@
-// The Trainer: data-parallel training of one model replica per rank.
+// The Trainer: data-parallel training of one model replica per rank, in both modes.
 //
 // One optimizer step reads as: trainStep (forward + backward on this rank's shard of the
-// global batch, possibly over several micro-batches) -> StepSync::finishStep (for all-reduce,
-// trainer/allreduce/allreduce_sync.h: average gradients across ranks, clip, schedule,
-// optimizer step). After each epoch, evalStep runs on this
-// rank's slice of the test set and the results are reduced; saveCheckpoint writes a
-// crash-safe checkpoint from rank 0.
+// global batch, possibly over several micro-batches) -> StepSync::finishStep, the strategy
+// that turns every replica's gradients into the next parameters:
+//   distributed.mode: allreduce  trainer/allreduce/allreduce_sync.h: average gradients across
+//                                ranks, clip, schedule, optimizer step on every rank;
+//   distributed.mode: ps         trainer/ps/push_pull_sync.h: push gradients to the
+//                                parameter servers, pull the parameters back. ps.servers
+//                                ranks become servers and run ps::serve instead of the loop
+//                                (trainer/ps/serve.h); the others are the replicas.
+// After each epoch the replicas meet (StepSync::meet), evalStep runs on each replica's slice
+// of the test set and the results are reduced; saveCheckpoint writes a crash-safe checkpoint
+// from the replicas' rank 0. Which checkpoint a run resumes from is agreed by every rank
+// before the roles split.
 #pragma once
 
 #include <chrono>
@@ -19,6 +26,7 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config/config.h"
 #include "trainer/evaluate.h"
+#include "trainer/ps/server_stats.h"
 
 namespace ringtrain {
 
@@ -28,6 +36,9 @@ class ProgressPrinter;
 class StepSync;
 struct StepPhases;
 struct Straggler;
+namespace ps {
+class Cluster;
+}  // namespace ps
 
 struct RunOptions {
   std::string runDir;  // empty: runs/<train.run_name>
@@ -44,33 +55,50 @@ struct TrainSummary {
   double wallSeconds = 0.0;
   double samplesPerSecond = 0.0;
   std::string runDir;
+  // Parameter servers only (then steps = the optimizer updates this server applied).
+  std::optional<ps::ServerStats> serverStats;
 };
 
 class Trainer {
  public:
-  // Model and datasets from the registries named in the config.
+  // Model and datasets from the registries named in the config. `comm` spans every rank of
+  // the job; with distributed.mode: ps it must be MPI_COMM_WORLD's (the roles split it).
+  // Collective over `comm`.
   Trainer(Config cfg, Communicator& comm, RunOptions options);
-  // A user's own model and datasets (testSet may be null: no evaluation).
+  // A user's own model and datasets (testSet may be null: no evaluation). Parameter servers
+  // ignore the datasets.
   Trainer(Config cfg, Communicator& comm, RunOptions options, ModelPtr model, DatasetPtr trainSet,
           DatasetPtr testSet);
   ~Trainer();
 
+  // Trains (replicas) or serves (parameter servers) until the run ends. Collective.
   TrainSummary run();
-  // Evaluates the current model on the whole test set, sharded across ranks.
+  // Evaluates the current model on the whole test set, sharded across the replicas
+  // (nothing on a parameter server).
   EvalResult evaluate();
 
+  // distributed.mode: ps and this rank serves: it holds no replica that trains.
+  bool isParameterServer() const;
   Model& model() { return *model_; }
   const Config& config() const { return cfg_; }
   const std::string& runDir() const { return runDir_; }
 
  private:
+  // distributed.mode: ps: checks what the mode needs, then splits the world into roles.
+  void joinCluster();
   void setUp();
+  Communicator& replicas() { return *replicas_; }
+  // Parameter servers: their part of run().
+  TrainSummary serve(const std::optional<std::string>& resumeDir);
   // Compares the model fingerprint across ranks (see trainer/sync/fingerprint.h); `when` names
   // the moment in the error message.
   void checkSameModelEverywhere(const std::string& when, std::chrono::milliseconds timeout);
-  // --resume: picks the checkpoint (all ranks must agree), loads it, rolls back metrics.
-  void resumeIfAsked();
-  // Refuses, saying what differs, a checkpoint of another model or world size.
+  // Drops the records of metrics.jsonl after the step resumed at (replicas' rank 0).
+  void rollBackMetrics();
+  // Refuses, saying what differs, a checkpoint of another model or world size (every rank,
+  // servers too, so that each one's path ends with the same line).
+  void refuseUnfitCheckpoint(const std::string& dir);
+  // Loads the checkpoint into the replica and the loop's state.
   void resumeFrom(const std::string& dir);
   // One micro-batch: forward, loss, backward of loss * lossScale; returns the loss.
   double forwardBackward(const Batch& batch, double lossScale);
@@ -93,14 +121,16 @@ class Trainer {
   void log(const std::string& line);
 
   Config cfg_;
-  Communicator& comm_;
+  Communicator& comm_;  // every rank of the job: errors and fault points name its ranks
   RunOptions options_;
   std::string runDir_;
   ModelPtr model_;
   DatasetPtr trainSet_;
   DatasetPtr testSet_;
+  std::unique_ptr<ps::Cluster> cluster_;  // distributed.mode: ps
+  Communicator* replicas_ = nullptr;      // the ranks holding replicas (none on a server)
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  std::unique_ptr<StepSync> sync_;  // averages gradients and applies the update
+  std::unique_ptr<StepSync> sync_;  // turns the replicas' gradients into the update
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<ProgressPrinter> progress_;
   std::unique_ptr<CheckpointStore> checkpoints_;

@@ -24,11 +24,11 @@ namespace ringtrain {
 // order, before the first collective on it and every distributed.fingerprint_every steps.
 void Trainer::checkSameModelEverywhere(const std::string& when, std::chrono::milliseconds timeout) {
   withTimeoutContext("model fingerprint check at " + when, [&] {
-    checkFingerprintsMatch(sync_->fingerprint(*model_), comm_, timeout, when);
+    checkFingerprintsMatch(sync_->fingerprint(*model_), replicas(), timeout, when);
   });
 }
 
-void Trainer::resumeFrom(const std::string& dir) {
+void Trainer::refuseUnfitCheckpoint(const std::string& dir) {
   const TrainingState saved = readTrainingState(dir);
   // Until resharding exists, a checkpoint only resumes into the same model on as many ranks.
   std::vector<std::string> differences;
@@ -47,11 +47,15 @@ void Trainer::resumeFrom(const std::string& dir) {
     for (size_t i = 1; i < differences.size(); ++i) message += "; " + differences[i];
     throw CheckpointError(message,
                           "resume with the model config and rank count (mpirun -np " +
-                              std::to_string(saved.worldSize) +
+                              std::to_string(saved.worldSize) + (cluster_ ? ", ps.servers" : "") +
                               ") the checkpoint was written with, or start a new run directory",
                           comm_.rank());
   }
-  if (comm_.rank() == 0) {
+}
+
+void Trainer::resumeFrom(const std::string& dir) {
+  const TrainingState saved = readTrainingState(dir);
+  if (replicas().rank() == 0) {
     std::ifstream in(fs::path(dir) / "config.yaml");
     std::stringstream old;
     old << in.rdbuf();
@@ -59,6 +63,8 @@ void Trainer::resumeFrom(const std::string& dir) {
       log("warning: config differs from the checkpoint's: " + d);
     }
   }
+  // (Under ps the parameters loaded here are replaced by the servers' at the start, which
+  // are the same: the servers loaded their partitions of this step.)
   loadCheckpoint(dir, *model_, optimizer_.get(), true);
   const auto fingerprint = state_.modelFingerprint;
   const auto configHash = state_.configHash;
@@ -72,11 +78,12 @@ void Trainer::resumeFrom(const std::string& dir) {
 void Trainer::saveCheckpoint() {
   if (!cfg_.checkpoint.enabled) return;
   processFaults().trigger(FaultPoint::BeforeCheckpointSync, comm_.rank(), state_.step);
-  // Replicas are identical after every synchronised step, so rank 0's copy is the state of
-  // the job. The others wait in the hand-shake below (under the collective deadline, unlike
-  // a bare barrier) and learn from it whether the write worked.
+  // The replicas are identical where they meet, so rank 0's copy is the state of the job
+  // (under ps, with the partitions the servers saved when the replicas met). The others wait
+  // in the hand-shake below (under the collective deadline, unlike a bare barrier) and
+  // learn from it whether the write worked.
   std::exception_ptr failure;
-  if (comm_.rank() == 0) {
+  if (replicas().rank() == 0) {
     state_.learningRate = scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr,
                                                 std::max<int64_t>(state_.step - 1, 0), totalSteps_);
     try {
@@ -88,7 +95,8 @@ void Trainer::saveCheckpoint() {
     }
   }
   auto status = torch::tensor({failure ? 1.0 : 0.0}, torch::kFloat64);
-  comm_.allreduce(status, "checkpoint hand-shake, step " + std::to_string(state_.step))
+  replicas()
+      .allreduce(status, "checkpoint hand-shake, step " + std::to_string(state_.step))
       ->wait(timeout_);
   if (failure) std::rethrow_exception(failure);
   if (status.item<double>() > 0.0) {
@@ -98,48 +106,14 @@ void Trainer::saveCheckpoint() {
   }
 }
 
-void Trainer::resumeIfAsked() {
-  if (options_.resume.empty()) return;
-  const auto warn = [this](const std::string& m) { log("warning: " + m); };
-  std::optional<std::string> dir;
-  if (options_.resume == "auto") {
-    dir = checkpoints_->latestValid(warn);
-    const auto all = checkpoints_->list();
-    if (!dir && !all.empty()) {
-      throw CheckpointError("--resume auto: none of the " + std::to_string(all.size()) +
-                                " checkpoints in " + checkpoints_->directory() +
-                                " is valid (see the warnings above)",
-                            "restore one from a backup and pass it with --resume DIR, or move "
-                            "them away to start from scratch",
-                            comm_.rank());
-    }
-    if (!dir) log("no checkpoint in " + runDir_ + " yet; starting from scratch");
-  } else {
-    dir = resolveCheckpoint(options_.resume, warn);
-  }
-  // Every rank reads the checkpoint itself, so they must all have picked the same one.
-  auto mine = torch::tensor({dir ? readTrainingState(*dir).step : int64_t{-1}}, torch::kInt64);
-  auto chosen = torch::empty({comm_.size()}, torch::kInt64);
-  withTimeoutContext("choosing the checkpoint to resume from",
-                     [&] { comm_.allgather(mine, chosen)->wait(startupTimeout(timeout_)); });
-  for (int r = 1; r < comm_.size(); ++r) {
-    if (chosen[r].item<int64_t>() != chosen[0].item<int64_t>()) {
-      throw CheckpointError(
-          "ranks chose different checkpoints to resume from: rank 0 step " +
-              std::to_string(chosen[0].item<int64_t>()) + ", rank " + std::to_string(r) + " step " +
-              std::to_string(chosen[r].item<int64_t>()) + " (-1: none)",
-          "put the run directory on a file system that every rank shares", comm_.rank());
-    }
-  }
-  if (dir) resumeFrom(*dir);
-  if (comm_.rank() == 0) {
-    // Records of steps after the checkpoint came from the attempt that died; they are
-    // about to be written again.
-    const auto path = (fs::path(runDir_) / "metrics.jsonl").string();
-    metrics_.reset();
-    discardMetricsAfter(path, state_.step);
-    metrics_ = std::make_unique<MetricsWriter>(path);
-  }
+// Records of steps after the checkpoint came from the attempt that died; they are about to
+// be written again.
+void Trainer::rollBackMetrics() {
+  if (replicas().rank() != 0) return;
+  const auto path = (fs::path(runDir_) / "metrics.jsonl").string();
+  metrics_.reset();
+  discardMetricsAfter(path, state_.step);
+  metrics_ = std::make_unique<MetricsWriter>(path);
 }
 
 }  // namespace ringtrain

@@ -1,215 +1,23 @@
-// Parameter-server mode under MPI: bsp equals all-reduce and single-process training, every
-// asp push is applied, the ssp staleness bound holds (checked against clocks that workers
-// publish in shared memory, not against the server's own bookkeeping), early finishers do
-// not hang anyone, 1 server + 4 workers run 1000 steps, checkpoints resume exactly.
-// Tests need at least one worker and one server; they skip where the world is too small.
+// Parameter-server protocol under MPI: every asp push is applied, the ssp staleness bound
+// holds (checked against clocks that workers publish in shared memory, not against the
+// server's own bookkeeping), early finishers do not hang anyone, 1 server + 4 workers run
+// 1000 steps. Tests need at least one worker and one server; they skip where the world is
+// too small.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include <filesystem>
 #include <thread>
 
 #include "collectives/mpi_communicator.h"
 #include "core/error.h"
-#include "data/sharding.h"
-#include "models/registry.h"
-#include "trainer/checkpoint/inference.h"
-#include "trainer/optim/optimizer.h"
+#include "tests/mpi/ps_fixtures.h"
 #include "trainer/ps/server.h"
 #include "trainer/ps/worker.h"
-#include "trainer/ps_trainer.h"
-#include "trainer/trainer.h"
 
 namespace ringtrain {
 namespace {
 
-namespace fs = std::filesystem;
-
-int worldRank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
-int worldSize() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
-
-class SyntheticImages : public Dataset {
- public:
-  explicit SyntheticImages(int64_t n) {
-    torch::manual_seed(1234);
-    inputs_ = torch::randn({n, 1, 28, 28});
-    targets_ = torch::randint(0, 10, {n}, torch::kInt64);
-  }
-  int64_t size() const override { return inputs_.size(0); }
-  Batch get(const std::vector<int64_t>& indices) const override {
-    auto idx = torch::tensor(indices, torch::kInt64);
-    return {inputs_.index_select(0, idx), targets_.index_select(0, idx)};
-  }
-
- private:
-  torch::Tensor inputs_;
-  torch::Tensor targets_;
-};
-
-// A small two-layer model for the protocol tests.
-class Tiny : public Model {
- public:
-  Tiny() {
-    a_ = register_module("a", torch::nn::Linear(8, 16));
-    b_ = register_module("b", torch::nn::Linear(16, 4));
-  }
-  torch::Tensor forward(const torch::Tensor& x) override { return b_(torch::relu(a_(x))); }
-
- private:
-  torch::nn::Linear a_{nullptr};
-  torch::nn::Linear b_{nullptr};
-};
-
-ModelPtr freshModel(const std::string& name) {
-  torch::manual_seed(7);  // the same initial weights everywhere
-  if (name == "tiny") return std::make_shared<Tiny>();
-  return makeModel(name);
-}
-
-// A directory every rank agrees on (rank 0's pid), removed by rank 0 at the end.
-class SharedTempDir {
- public:
-  explicit SharedTempDir(const std::string& name) {
-    long pid = worldRank() == 0 ? static_cast<long>(::getpid()) : 0;
-    MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-    path_ = (fs::path(::testing::TempDir()) / ("ringtrain_ps_" + name + "_" + std::to_string(pid)))
-                .string();
-  }
-  ~SharedTempDir() {
-    MPI_Barrier(MPI_COMM_WORLD);
-    std::error_code ec;
-    if (worldRank() == 0) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-Config psConfig(int servers, const std::string& consistency) {
-  Config cfg;
-  cfg.model.name = "fashion_mlp";
-  cfg.data.batch_size = 8;
-  cfg.data.prefetch = 2;
-  cfg.optimizer.name = "sgd";
-  cfg.optimizer.lr = 0.05;
-  cfg.optimizer.momentum = 0.9;
-  cfg.schedule.name = "cosine";
-  cfg.schedule.warmup_steps = 3;
-  cfg.train.epochs = 1;
-  cfg.train.max_steps = 12;
-  cfg.train.seed = 3;
-  cfg.train.log_every = 1000;
-  cfg.train.threads = 1;
-  cfg.checkpoint.enabled = false;
-  cfg.distributed.mode = "ps";
-  cfg.distributed.timeout_s = 120;
-  cfg.ps.servers = servers;
-  cfg.ps.consistency = consistency;
-  return cfg;
-}
-
-double maxAbsDiff(Model& a, Model& b) {
-  auto pa = a.parameters();
-  auto pb = b.parameters();
-  double diff = 0.0;
-  for (size_t i = 0; i < pa.size(); ++i) {
-    diff = std::max(diff, (pa[i] - pb[i]).abs().max().item<double>());
-  }
-  return diff;
-}
-
-// ---------------------------------------------------------------------------------------
-// bsp == all-reduce == one process on the global batch
-
-struct BspCase {
-  int servers;
-  std::string optimizer;
-  double clip;
-};
-
-class PsBsp : public ::testing::TestWithParam<BspCase> {};
-
-TEST_P(PsBsp, EqualsAllReduceAndSingleProcessOnTheGlobalBatch) {
-  const BspCase param = GetParam();
-  if (worldSize() <= param.servers) GTEST_SKIP() << "needs more ranks than servers";
-  const SharedTempDir tmp("bsp");
-  Config cfg = psConfig(param.servers, "bsp");
-  cfg.optimizer.name = param.optimizer;
-  if (param.optimizer == "adamw") cfg.optimizer.lr = 0.002;
-  cfg.train.grad_clip_norm = param.clip;
-  auto data = std::make_shared<SyntheticImages>(512);
-
-  RunOptions options{tmp.path() + "/ps", "", true, {}};
-  PsTrainer ps(cfg, options, freshModel(cfg.model.name), data, nullptr);
-  const TrainSummary summary = ps.run();
-  if (ps.isServer()) {
-    EXPECT_EQ(ps.serverStats().updates, cfg.train.max_steps);
-    EXPECT_EQ(ps.serverStats().pushes, cfg.train.max_steps * ps.roles().numWorkers());
-  }
-
-  // All-reduce mode on the workers alone (same worker count), and one process on the
-  // global batch.
-  const bool server = ps.isServer();
-  MPI_Comm split = MPI_COMM_NULL;
-  MPI_Comm_split(MPI_COMM_WORLD, server ? 1 : 0, worldRank(), &split);
-  if (!server) {
-    auto comm = makeCommunicator("ring", split);
-    Config allreduce = cfg;
-    allreduce.distributed.mode = "allreduce";
-    RunOptions arOptions{tmp.path() + "/allreduce", "", true, {}};
-    Trainer trainer(allreduce, *comm, arOptions, freshModel(cfg.model.name), data, nullptr);
-    trainer.run();
-    EXPECT_EQ(summary.steps, cfg.train.max_steps);
-    const double vsAllreduce = maxAbsDiff(ps.model(), trainer.model());
-    EXPECT_LT(vsAllreduce, 1e-6) << "bsp vs all-reduce on worker rank " << worldRank();
-
-    const int workers = ps.roles().numWorkers();
-    auto reference = freshModel(cfg.model.name);
-    auto optimizer = makeOptimizer(cfg.optimizer, reference->parameters());
-    const ShardSampler whole(data->size(), cfg.data.batch_size * workers, 0, 1, cfg.train.seed,
-                             true);
-    for (int64_t step = 0; step < cfg.train.max_steps; ++step) {
-      const Batch batch = data->get(whole.indices(0, step));
-      optimizer->zero_grad();
-      torch::nn::functional::cross_entropy(reference->forward(batch.inputs), batch.targets)
-          .backward();
-      if (param.clip > 0) torch::nn::utils::clip_grad_norm_(reference->parameters(), param.clip);
-      setLearningRate(*optimizer, scheduledLearningRate(cfg.schedule, cfg.optimizer.lr, step,
-                                                        cfg.train.max_steps));
-      optimizer->step();
-    }
-    // One process sums the global batch's gradient in another order than the workers' mean
-    // (float rounding, ~1e-7 relative): the equivalence bound of the all-reduce test, 1e-5.
-    // AdamW divides by sqrt(v), which magnifies that rounding where a gradient is near zero,
-    // by an amount that depends on the BLAS kernels: 1.1e-5 at np 5 on an AVX-512 machine
-    // whose OpenBLAS picked its own kernels there (below 1e-5 with OPENBLAS_CORETYPE=SkylakeX
-    // or Haswell). 5e-5 is 2.5% of one step's largest AdamW update (lr 0.002). The SGD cases,
-    // whose update a wrong average would scale, keep 1e-5.
-    const double bound = param.optimizer == "adamw" ? 5e-5 : 1e-5;
-    EXPECT_LT(maxAbsDiff(ps.model(), *reference), bound) << "bsp vs one process";
-    // The parameters really moved: not a comparison of two untouched models.
-    EXPECT_GT(maxAbsDiff(ps.model(), *freshModel(cfg.model.name)), 1e-3);
-  }
-  MPI_Comm_free(&split);
-}
-
-INSTANTIATE_TEST_SUITE_P(Cases, PsBsp,
-                         ::testing::Values(BspCase{1, "sgd", 0.0}, BspCase{2, "sgd", 0.0},
-                                           BspCase{2, "adamw", 0.5}),
-                         [](const auto& info) {
-                           return "servers" + std::to_string(info.param.servers) + "_" +
-                                  info.param.optimizer + (info.param.clip > 0 ? "_clip" : "");
-                         });
+using namespace pstest;
 
 // ---------------------------------------------------------------------------------------
 // Protocol-level tests: ps::Server / ps::Worker driven directly on a tiny model.
@@ -454,77 +262,6 @@ TEST(PsNoDeadlock, OneServerFourWorkersThousandSteps) {
     EXPECT_TRUE(torch::equal(all[0], all[s.comms.role.size() - 1]));
     EXPECT_TRUE(torch::isfinite(flat).all().item<bool>());
     worker.finish();
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// Checkpoints and errors through the PsTrainer.
-
-// A run checkpointed at step 4 and resumed there ends bit-identical to the uninterrupted
-// run (momentum state lives on the servers, so it must come back from their partitions).
-TEST(PsCheckpoint, ResumeFromAPartitionedCheckpointIsExact) {
-  if (worldSize() < 2) GTEST_SKIP() << "needs a server and a worker";
-  const int servers = worldSize() >= 4 ? 2 : 1;
-  const SharedTempDir tmp("ckpt");
-  Config cfg = psConfig(servers, "bsp");
-  cfg.train.max_steps = 8;
-  cfg.checkpoint.enabled = true;
-  cfg.checkpoint.every_steps = 4;
-  auto data = std::make_shared<SyntheticImages>(512);
-  const std::string runDir = tmp.path() + "/run";
-
-  PsTrainer full(cfg, RunOptions{runDir, "", true, {}}, freshModel(cfg.model.name), data, nullptr);
-  full.run();
-  MPI_Barrier(MPI_COMM_WORLD);
-  const std::string step4 = runDir + "/checkpoints/step-00000004";
-  for (int i = 0; i < servers; ++i) {
-    EXPECT_TRUE(fs::exists(runDir + "/ps/server-" + std::to_string(i) +
-                           "/checkpoints/step-00000004/MANIFEST"));
-  }
-  ASSERT_TRUE(fs::exists(step4 + "/MANIFEST"));
-  ASSERT_TRUE(fs::exists(runDir + "/checkpoints/step-00000008/MANIFEST"));
-
-  PsTrainer resumed(cfg, RunOptions{runDir, step4, true, {}}, freshModel(cfg.model.name), data,
-                    nullptr);
-  const TrainSummary summary = resumed.run();
-  // The resumed run saves step 8 again, replacing the directory: read it only once every rank
-  // is done (a read racing the replacement sees the old MANIFEST and a new file).
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (!resumed.isServer()) {
-    EXPECT_EQ(summary.steps, 8);
-    EXPECT_EQ(maxAbsDiff(full.model(), resumed.model()), 0.0);
-    // The main checkpoint holds the gathered model: eval/export read it unchanged.
-    const auto loaded = loadForInference(runDir + "/checkpoints/step-00000008", {}, nullptr);
-    EXPECT_EQ(maxAbsDiff(full.model(), *loaded.model), 0.0);
-  }
-}
-
-TEST(PsTrainerErrors, ImpossibleServerCountsAreConfigErrors) {
-  auto data = std::make_shared<SyntheticImages>(64);
-  Config cfg = psConfig(worldSize(), "bsp");
-  try {
-    PsTrainer(cfg, RunOptions{"", "", true, {}}, freshModel("tiny"), data, nullptr);
-    FAIL() << "expected a ConfigError";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("no rank would be left"), std::string::npos) << e.what();
-  }
-  cfg.ps.servers = 0;
-  EXPECT_THROW(PsTrainer(cfg, RunOptions{"", "", true, {}}, freshModel("tiny"), data, nullptr),
-               ConfigError);
-}
-
-// The all-reduce Trainer refuses a parameter-server config instead of training it by
-// all-reduce: the config said ps, so all-reduce results would be silently wrong.
-TEST(PsTrainerErrors, TheAllreduceTrainerRefusesAPsConfig) {
-  auto data = std::make_shared<SyntheticImages>(64);
-  const Config cfg = psConfig(1, "bsp");
-  auto comm = makeCommunicator("ring", MPI_COMM_WORLD);
-  try {
-    Trainer trainer(cfg, *comm, RunOptions{"", "", true, {}}, freshModel("tiny"), data, nullptr);
-    FAIL() << "expected a ConfigError";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("distributed.mode: ps"), std::string::npos) << e.what();
-    EXPECT_NE(e.hint().find("PsTrainer"), std::string::npos) << e.hint();
   }
 }
 

@@ -95,8 +95,8 @@ std::vector<std::string> AllreduceSync::fingerprint(const torch::nn::Module& mod
 }
 
 std::string AllreduceSync::describe() const {
-  return "backend " + comm_.allreducePath() + ", " + std::to_string(gradSync_->layout().size()) +
-         " gradient bucket(s)";
+  return std::to_string(comm_.size()) + " rank(s), backend " + comm_.allreducePath() + ", " +
+         std::to_string(gradSync_->layout().size()) + " gradient bucket(s)";
 }
 
 }  // namespace ringtrain

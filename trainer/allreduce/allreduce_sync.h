@@ -28,8 +28,13 @@ class AllreduceSync : public StepSync {
                 torch::optim::Optimizer& optimizer, int64_t totalSteps,
                 std::function<void(const std::string&)> warn);
 
+  // Every replica already holds the same parameters and updates them itself: nothing to
+  // pull at the start, no outside state to meet or report.
+  void start(int64_t, bool) override {}
   void prepareBackward(int64_t step, bool lastMicroBatch) override;
   bool finishStep(int64_t step, double localLoss, StepPhases& phases) override;
+  void meet(int64_t, bool) override {}
+  void finishRun(RunReport&) override {}
   Communicator& replicas() override { return comm_; }
   std::vector<std::string> fingerprint(const torch::nn::Module& model) const override;
   std::string describe() const override;

@@ -3,9 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 
 #include "core/error.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/durable_file.h"
 
 namespace ringtrain {
@@ -21,7 +23,69 @@ std::string text(const YAML::Node& node) {
   return out.c_str();
 }
 
+std::optional<std::string> chooseCheckpoint(const std::string& runDir, const std::string& resume,
+                                            const std::function<void(const std::string&)>& log,
+                                            int rank) {
+  const auto warn = [&](const std::string& m) { log("warning: " + m); };
+  if (resume != "auto") return resolveCheckpoint(resume, warn);
+  const CheckpointStore store(runDir);
+  auto dir = store.latestValid(warn);
+  const auto all = store.list();
+  if (!dir && !all.empty()) {
+    throw CheckpointError("--resume auto: none of the " + std::to_string(all.size()) +
+                              " checkpoints in " + store.directory() +
+                              " is valid (see the warnings above)",
+                          "restore one from a backup and pass it with --resume DIR, or move "
+                          "them away to start from scratch",
+                          rank);
+  }
+  if (!dir) log("no checkpoint in " + runDir + " yet; starting from scratch");
+  return dir;
+}
+
 }  // namespace
+
+std::optional<std::string> agreeOnResume(Communicator& comm, const std::string& runDir,
+                                         const std::string& resume,
+                                         const std::function<void(const std::string&)>& log,
+                                         std::chrono::milliseconds timeout) {
+  if (resume.empty()) return std::nullopt;
+  // Every rank reads the checkpoint itself, so they must all have picked the same one; a
+  // rank that could not pick says so (-2) instead of leaving the others waiting.
+  constexpr int64_t kNone = -1;
+  constexpr int64_t kFailed = -2;
+  std::optional<std::string> dir;
+  std::exception_ptr failure;
+  int64_t step = kNone;
+  try {
+    dir = chooseCheckpoint(runDir, resume, log, comm.rank());
+    if (dir) step = readTrainingState(*dir).step;
+  } catch (...) {
+    failure = std::current_exception();
+    step = kFailed;
+  }
+  auto mine = torch::tensor({step}, torch::kInt64);
+  auto chosen = torch::empty({comm.size()}, torch::kInt64);
+  comm.allgather(mine, chosen)->wait(timeout);
+  if (failure) std::rethrow_exception(failure);
+  for (int r = 0; r < comm.size(); ++r) {
+    if (chosen[r].item<int64_t>() == kFailed) {
+      throw CheckpointError("rank " + std::to_string(r) +
+                                " could not open the checkpoint to resume from (its line says why)",
+                            "", comm.rank());
+    }
+  }
+  for (int r = 1; r < comm.size(); ++r) {
+    if (chosen[r].item<int64_t>() != chosen[0].item<int64_t>()) {
+      throw CheckpointError(
+          "ranks chose different checkpoints to resume from: rank 0 step " +
+              std::to_string(chosen[0].item<int64_t>()) + ", rank " + std::to_string(r) + " step " +
+              std::to_string(chosen[r].item<int64_t>()) + " (-1: none)",
+          "put the run directory on a file system that every rank shares", comm.rank());
+    }
+  }
+  return dir;
+}
 
 std::vector<std::string> configDifferences(const std::string& oldYaml, const std::string& newYaml) {
   std::vector<std::string> differences;

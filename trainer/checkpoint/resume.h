@@ -2,11 +2,27 @@
 // roll-back of run outputs written after the checkpoint it resumes from.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "collectives/communicator.h"
+
 namespace ringtrain {
+
+// Collective over `comm` (every rank of the job, before any split into roles): the
+// checkpoint the job resumes from, the same on every rank, or none. `resume` is "" (none),
+// "auto" (the newest valid checkpoint under runDir; none if there is no checkpoint yet, an
+// error if there are some and none is valid) or a checkpoint or run directory. Throws
+// CheckpointError on every rank when one rank cannot open its choice or ranks chose
+// differently (a run directory that is not shared). `log` prints a line (rank 0's).
+std::optional<std::string> agreeOnResume(Communicator& comm, const std::string& runDir,
+                                         const std::string& resume,
+                                         const std::function<void(const std::string&)>& log,
+                                         std::chrono::milliseconds timeout);
 
 // Keys whose values differ between two resolved configs (Config::toYaml text), one
 // "section.key: old -> new" per key, in the order of `newYaml`.

@@ -74,7 +74,7 @@ struct DistributedConfig {
   }
 };
 
-// Parameter-server mode (distributed.mode: ps): see trainer/ps_trainer.h.
+// Parameter-server mode (distributed.mode: ps): see trainer/ps/push_pull_sync.h and serve.h.
 struct PsConfig {
   int64_t servers = 1;              // K ranks serve parameters; the rest are workers
   std::string placement = "last";   // which ranks serve: last | first | spread

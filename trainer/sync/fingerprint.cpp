@@ -14,12 +14,6 @@ namespace {
 // a fixed row needs no second round to agree on lengths.
 constexpr int64_t kLineChars = 240;
 
-std::string describe(const std::string& name, const torch::Tensor& t, const std::string& where) {
-  std::ostringstream line;
-  line << name << ' ' << t.sizes() << ' ' << c10::toString(t.scalar_type()) << " (" << where << ')';
-  return line.str();
-}
-
 uint64_t lineHash(const std::string& line) { return std::stoull(stableHash(line), nullptr, 16); }
 
 torch::Tensor encodeLine(const std::string& line) {
@@ -39,6 +33,13 @@ std::string decodeLine(const int64_t* row) {
 
 }  // namespace
 
+std::string fingerprintLine(const std::string& name, const torch::Tensor& t,
+                            const std::string& where) {
+  std::ostringstream line;
+  line << name << ' ' << t.sizes() << ' ' << c10::toString(t.scalar_type()) << " (" << where << ')';
+  return line.str();
+}
+
 std::vector<std::string> syncFingerprint(const torch::nn::Module& module,
                                          const std::vector<BucketLayout>& layout) {
   const auto parameters = module.named_parameters();
@@ -46,11 +47,11 @@ std::vector<std::string> syncFingerprint(const torch::nn::Module& module,
   for (size_t b = 0; b < layout.size(); ++b) {
     for (size_t index : layout[b].parameterIndices) {
       const auto& p = parameters[index];
-      lines.push_back(describe(p.key(), p.value(), "bucket " + std::to_string(b)));
+      lines.push_back(fingerprintLine(p.key(), p.value(), "bucket " + std::to_string(b)));
     }
   }
   for (const auto& buffer : module.named_buffers()) {
-    lines.push_back(describe(buffer.key(), buffer.value(), "buffer"));
+    lines.push_back(fingerprintLine(buffer.key(), buffer.value(), "buffer"));
   }
   return lines;
 }

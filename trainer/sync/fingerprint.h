@@ -21,6 +21,10 @@ namespace ringtrain {
 std::vector<std::string> syncFingerprint(const torch::nn::Module& module,
                                          const std::vector<BucketLayout>& layout);
 
+// One line of a fingerprint: "fc3.bias [10] Float (where)".
+std::string fingerprintLine(const std::string& name, const torch::Tensor& t,
+                            const std::string& where);
+
 // Where two fingerprints first differ: the index of the first differing line (the shorter
 // length if one is a prefix of the other), or -1 when they are equal.
 int64_t firstDifference(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
