@@ -66,16 +66,20 @@ same_parameters() {
   echo "ok: final parameters of $(basename "$1") and $(basename "$2") are bitwise identical"
 }
 
-# same_metrics A B: metrics.jsonl of two runs agree on every record except timings.
+# same_metrics A B [KINDS]: metrics.jsonl of two runs agree on every record (or on those
+# of the comma-separated KINDS) except timings.
 same_metrics() {
-  $PY - "$1/metrics.jsonl" "$2/metrics.jsonl" <<'PYEOF'
+  $PY - "$1/metrics.jsonl" "$2/metrics.jsonl" "${3:-}" <<'PYEOF'
 import json, sys
+kinds = set(filter(None, sys.argv[3].split(",")))
 def load(path):
     drop = {"samples_per_s", "time_s", "wall_s", "data_ms", "forward_backward_ms",
             "sync_wait_ms", "update_ms", "slowest_rank", "slowest_rank_lead_ms"}
-    return [{k: v for k, v in json.loads(l).items() if k not in drop}
-            for l in open(path) if l.strip()]
+    return [{k: v for k, v in r.items() if k not in drop}
+            for r in (json.loads(l) for l in open(path) if l.strip())
+            if not kinds or r["kind"] in kinds]
 a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a, "no records to compare in " + sys.argv[1]
 if a != b:
     for x, y in zip(a, b):
         if x != y:

@@ -81,9 +81,15 @@ TEST_P(Equivalence, RanksWithBatchBMatchOneRankWithBatchNB) {
   auto params = model->named_parameters();
   auto refParams = reference->named_parameters();
   ASSERT_EQ(params.size(), refParams.size());
+  // Float rounding differs between a batch of B and one of n * B, and 20 momentum steps carry
+  // it on: below 1e-5 for the MLP's matrix products. LibTorch's CPU convolution picks its
+  // kernel by batch size, so fashion_cnn's rounding differs more: up to 6.9e-5 at np 5 on an
+  // AMD EPYC VM (torch 2.15). A wrong average (a sum, a missing bucket) is off by the update
+  // itself, over 1e-3 (the `moved` check below), so 1e-4 still catches it.
+  const double bound = modelName == "fashion_cnn" ? 1e-4 : 1e-5;
   for (size_t i = 0; i < params.size(); ++i) {
     const double diff = (params[i].value() - refParams[i].value()).abs().max().item<double>();
-    EXPECT_LT(diff, 1e-5) << params[i].key() << " differs on rank " << comm->rank();
+    EXPECT_LT(diff, bound) << params[i].key() << " differs on rank " << comm->rank();
   }
   // The parameters really moved: the comparison is not between two untouched models.
   auto initial = freshModel(modelName);
