@@ -14,6 +14,7 @@
 #include "collectives/shm_allreduce.h"
 #include "core/error.h"
 #include "core/faults.h"
+#include "core/names.h"
 
 namespace ringtrain {
 namespace {
@@ -103,6 +104,12 @@ MpiCommunicator::MpiCommunicator(MPI_Comm parent, AllreduceAlgorithm algorithm,
       sumBFloat16_(&sumBFloat16Op),
       sumFloat16_(&sumFloat16Op),
       thread_(comm_.rank()) {
+  // A timeout names the host of the rank it waited for, where the ranks span several.
+  hostOfRank_ = hostNamesOf(comm_.get());
+  if (std::all_of(hostOfRank_.begin(), hostOfRank_.end(),
+                  [&](const std::string& h) { return h == hostOfRank_.front(); })) {
+    hostOfRank_.clear();
+  }
   if (algorithm_ != AllreduceAlgorithm::Ring || !sharedMemory || comm_.size() == 1) return;
   MpiComm node = nodeCommOf(comm_.get());
   if (node.size() == comm_.size()) {  // one node: then on every rank
@@ -116,6 +123,7 @@ MpiCommunicator::MpiCommunicator(MPI_Comm parent, AllreduceAlgorithm algorithm,
   across_ = std::make_unique<MpiComm>(std::move(*across));
   nodeRankNames_ = rankNamesOf(node.get());
   acrossRankNames_ = rankNamesOf(across_->get());
+  nodeHosts_ = hostNamesOf(across_->get());
   node_ = std::make_unique<MpiComm>(std::move(node));
 }
 
@@ -143,8 +151,15 @@ std::string MpiCommunicator::allreducePath() const {
   }
   if (!shared) return "ring (MPI messages)";
   if (!across_) return "ring (shared memory, one node)";
+  // The hosts as MPI names them; nodes cut from one host (RINGTRAIN_RANKS_PER_NODE) say so.
+  const bool oneHost = std::all_of(nodeHosts_.begin(), nodeHosts_.end(),
+                                   [&](const std::string& h) { return h == nodeHosts_.front(); });
+  const std::string hosts =
+      oneHost ? "cut from host " + nodeHosts_.front() + " by RINGTRAIN_RANKS_PER_NODE"
+              : "on hosts " + joinNames(nodeHosts_);
   return "ring (hierarchical: " + std::to_string(size() / node_->size()) + " nodes x " +
-         std::to_string(node_->size()) + " ranks, shared memory inside, rings between)";
+         std::to_string(node_->size()) + " ranks " + hosts +
+         ", shared memory inside, rings between)";
 }
 
 void MpiCommunicator::checkTensor(const torch::Tensor& tensor, const char* op) const {
@@ -192,7 +207,7 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
             shmAllreduce(*window, offset, count, dtype, workspace_, &progress_, scale);
           }
         },
-        [this] { return progress_.describe(); });
+        [this] { return progress_.describe(hostOfRank_); });
   }
   if (algorithm_ == AllreduceAlgorithm::Ring) {
     return thread_.enqueue(
@@ -204,7 +219,7 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
           options.workspace = &workspace_;
           ringAllreduce(keep.data_ptr(), count, dtype, comm_.get(), options);
         },
-        [this] { return progress_.describe(); });
+        [this] { return progress_.describe(hostOfRank_); });
   }
   return thread_.enqueue(
       description,

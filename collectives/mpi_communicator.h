@@ -90,6 +90,8 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<MpiComm> across_;  // one rank per node, for the hierarchical all-reduce
   std::vector<int> nodeRankNames_;   // node_'s and across_'s ranks as ranks of comm_
   std::vector<int> acrossRankNames_;
+  std::vector<std::string> hostOfRank_;  // comm_'s ranks' hosts; empty when all share one
+  std::vector<std::string> nodeHosts_;   // each node's host name, in across_'s order
   mutable std::mutex windowsMutex_;
   std::vector<std::unique_ptr<SharedWindow>> windows_;  // one per allocateBuffer()
   // Last member: destroyed (drained and joined) before the communicator and ops it uses.

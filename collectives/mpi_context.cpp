@@ -1,8 +1,10 @@
 #include "collectives/mpi_context.h"
 
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "core/error.h"
@@ -63,6 +65,13 @@ MpiContext::~MpiContext() {
 }
 
 void MpiContext::abortJob(int code) {
+  // MPI_Abort asks the launcher to kill every rank, and blocks until it does. A launcher that
+  // has lost a host (a cut link, a dead node) may never get the order through: this rank
+  // then ends by itself after a grace, so no process outlives its error by more than that.
+  std::thread([code] {
+    std::this_thread::sleep_for(std::chrono::seconds(kAbortGraceSeconds));
+    std::_Exit(code);
+  }).detach();
   MPI_Abort(MPI_COMM_WORLD, code);
   // MPI_Abort does not return on a working MPI; this keeps [[noreturn]] honest otherwise.
   std::_Exit(code);
@@ -143,6 +152,24 @@ MpiComm nodeCommOf(MPI_Comm parent) {
   checkMpi(MPI_Comm_split(node.get(), node.rank() / groupSize, node.rank(), &split),
            "MPI_Comm_split (RINGTRAIN_RANKS_PER_NODE)", rank);
   return MpiComm::adopt(split);
+}
+
+std::vector<std::string> hostNamesOf(MPI_Comm comm) {
+  int rank = -1;
+  int size = 0;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  std::vector<char> mine(MPI_MAX_PROCESSOR_NAME, '\0');
+  int length = 0;
+  checkMpi(MPI_Get_processor_name(mine.data(), &length), "MPI_Get_processor_name", rank);
+  std::vector<char> all(static_cast<size_t>(size) * MPI_MAX_PROCESSOR_NAME, '\0');
+  checkMpi(MPI_Allgather(mine.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all.data(),
+                         MPI_MAX_PROCESSOR_NAME, MPI_CHAR, comm),
+           "MPI_Allgather (host names)", rank);
+  std::vector<std::string> names;
+  for (int r = 0; r < size; ++r)
+    names.emplace_back(&all[static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME]);
+  return names;
 }
 
 std::optional<MpiComm> acrossCommOf(MPI_Comm parent, const MpiComm& node) {

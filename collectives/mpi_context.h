@@ -6,6 +6,8 @@
 #include <mpi.h>
 
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace ringtrain {
 
@@ -28,8 +30,11 @@ class MpiContext {
   int localRank() const { return localRank_; }
   int localSize() const { return localSize_; }
 
-  // Kills every rank of the job. Only for main(): library code throws instead.
+  // Kills every rank of the job. Only for main(): library code throws instead. When the
+  // launcher cannot carry out the abort within kAbortGraceSeconds (it lost a host), this
+  // process exits with `code` by itself.
   [[noreturn]] static void abortJob(int code);
+  static constexpr int kAbortGraceSeconds = 5;
 
  private:
   bool ownsMpi_ = false;
@@ -76,6 +81,10 @@ class MpiComm {
 // group may be smaller), and each group counts as a node of its own. Throws ConfigError if it
 // is set to anything but a positive whole number.
 MpiComm nodeCommOf(MPI_Comm parent);
+
+// The host name (MPI_Get_processor_name) of every rank of `comm`, in rank order. Collective
+// over `comm`.
+std::vector<std::string> hostNamesOf(MPI_Comm comm);
 
 // For the hierarchical all-reduce across nodes: when `parent` spans more than one node and
 // every node holds the same number (> 1) of its ranks, the communicator of the ranks whose

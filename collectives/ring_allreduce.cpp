@@ -73,13 +73,17 @@ void RingProgress::set(Waiting what, int peer, int step, int totalSteps) {
 
 void RingProgress::clear() { what_.store(0, std::memory_order_relaxed); }
 
-std::string RingProgress::describe() const {
+std::string RingProgress::describe(const std::vector<std::string>& hostOfRank) const {
   const auto what = static_cast<Waiting>(what_.load(std::memory_order_relaxed));
   if (what == Waiting::Nothing) return "not blocked in the ring";
   const int step = step_.load(std::memory_order_relaxed);
   const int total = totalSteps_.load(std::memory_order_relaxed);
   const char* phase = step < total / 2 ? "reduce-scatter" : "all-gather";
-  const std::string peer = std::to_string(peer_.load(std::memory_order_relaxed));
+  const int peerRank = peer_.load(std::memory_order_relaxed);
+  std::string peer = std::to_string(peerRank);
+  if (peerRank >= 0 && static_cast<std::size_t>(peerRank) < hostOfRank.size()) {
+    peer += " on host " + hostOfRank[static_cast<std::size_t>(peerRank)];
+  }
   std::string line = what == Waiting::Recv ? "waiting for data from rank " + peer
                                            : "waiting for rank " + peer + " to take our data";
   line +=

@@ -22,8 +22,9 @@ class RingProgress {
   void set(Waiting what, int peer, int step, int totalSteps);
   void clear();
   // e.g. "waiting for data from rank 3 (step 2 of 6, reduce-scatter)" or
-  // "not blocked in the ring".
-  std::string describe() const;
+  // "not blocked in the ring"; with `hostOfRank` (indexed by the peer's rank name), "rank 3
+  // on host node-2 (...)".
+  std::string describe(const std::vector<std::string>& hostOfRank = {}) const;
 
  private:
   std::atomic<int> what_{0};

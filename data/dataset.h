@@ -6,13 +6,29 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
+
+#include "core/inputs.h"
 
 namespace ringtrain {
 
+// A dataset's batch holds its inputs either as one tensor (`inputs`) or as named tensors
+// (`named`, each [batch, ...]; `inputs` is then left undefined). The model gets them as
+// one Inputs value (modelInputs()).
 struct Batch {
-  torch::Tensor inputs;   // [batch, ...] float32
-  torch::Tensor targets;  // [batch] or [batch, ...] int64 class indices
+  Batch() = default;
+  Batch(torch::Tensor inputs, torch::Tensor targets)
+      : inputs(std::move(inputs)), targets(std::move(targets)) {}
+  Batch(NamedTensors named, torch::Tensor targets)
+      : targets(std::move(targets)), named(std::move(named)) {}
+
+  torch::Tensor inputs;  // [batch, ...], e.g. float32 images or int64 tokens
+  torch::Tensor
+      targets;         // [batch] or [batch, ...]: int64 class indices, or any dtype the loss takes
+  NamedTensors named;  // several named inputs, for models that take more than one
+
+  Inputs modelInputs() const { return named.empty() ? Inputs(inputs) : Inputs(named); }
 };
 
 class Dataset {

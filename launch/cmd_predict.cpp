@@ -33,7 +33,7 @@ int run(const cxxopts::ParseResult& args, CommandContext& /*context*/) {
     std::vector<int64_t> indices;
     for (int64_t i = start; i < std::min(count, start + batchSize); ++i) indices.push_back(i);
     const Batch batch = testSet->get(indices);
-    const auto logits = loaded.model->forward(batch.inputs).to(torch::kFloat64).contiguous();
+    const auto logits = loaded.model->forward(batch.modelInputs()).to(torch::kFloat64).contiguous();
     const auto predicted = logits.argmax(-1);
     const auto targets = batch.targets.reshape({-1});
     for (size_t i = 0; i < indices.size(); ++i) {

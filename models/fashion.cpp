@@ -10,7 +10,8 @@ FashionMlp::FashionMlp() {
   fc3_ = register_module("fc3", nn::Linear(128, 10));
 }
 
-torch::Tensor FashionMlp::forward(const torch::Tensor& input) {
+torch::Tensor FashionMlp::forward(const Inputs& inputs) {
+  const torch::Tensor& input = inputs.tensor();
   auto x = input.reshape({input.size(0), 784});
   x = torch::relu(fc1_->forward(x));
   x = torch::relu(fc2_->forward(x));
@@ -24,7 +25,8 @@ FashionCnn::FashionCnn() {
   fc2_ = register_module("fc2", nn::Linear(128, 10));
 }
 
-torch::Tensor FashionCnn::forward(const torch::Tensor& input) {
+torch::Tensor FashionCnn::forward(const Inputs& inputs) {
+  const torch::Tensor& input = inputs.tensor();
   auto x = torch::max_pool2d(torch::relu(conv1_->forward(input)), 2);
   x = torch::max_pool2d(torch::relu(conv2_->forward(x)), 2);
   x = x.flatten(1);

@@ -11,7 +11,7 @@ namespace ringtrain {
 class FashionMlp : public Model {
  public:
   FashionMlp();
-  torch::Tensor forward(const torch::Tensor& input) override;
+  torch::Tensor forward(const Inputs& inputs) override;
 
  private:
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr}, fc3_{nullptr};
@@ -20,7 +20,7 @@ class FashionMlp : public Model {
 class FashionCnn : public Model {
  public:
   FashionCnn();
-  torch::Tensor forward(const torch::Tensor& input) override;
+  torch::Tensor forward(const Inputs& inputs) override;
 
  private:
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};

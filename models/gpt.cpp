@@ -192,7 +192,8 @@ Gpt::Gpt(GptConfig cfg) : cfg_(cfg) {
   wpe_->weight.normal_(0.0, 0.02);
 }
 
-torch::Tensor Gpt::forward(const torch::Tensor& tokens) {
+torch::Tensor Gpt::forward(const Inputs& inputs) {
+  const torch::Tensor& tokens = inputs.tensor();
   if (tokens.dim() != 2 || torch::isFloatingType(tokens.scalar_type())) {
     throw ModelError("model 'gpt' expects integer token ids of shape [batch, time], got a " +
                          std::string(c10::toString(tokens.scalar_type())) + " tensor with " +

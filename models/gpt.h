@@ -91,9 +91,9 @@ struct GptSampling {
 class Gpt : public Model {
  public:
   explicit Gpt(GptConfig cfg);
-  // tokens: integer [B, T] with T <= block_size. Throws ModelError on a wrong shape or dtype,
-  // or a token id outside [0, vocab_size).
-  torch::Tensor forward(const torch::Tensor& tokens) override;
+  // inputs.tensor(): integer tokens [B, T] with T <= block_size. Throws ModelError on a wrong shape
+  // or dtype, or a token id outside [0, vocab_size).
+  torch::Tensor forward(const Inputs& inputs) override;
 
   // Continues `prompt` (token ids; may be empty) autoregressively, feeding back at most the
   // last block_size tokens. Returns only the new tokens. Deterministic for a given seed

@@ -18,7 +18,8 @@ Mlp::Mlp(int64_t inFeatures, std::vector<int64_t> hidden, int64_t outFeatures) {
   }
 }
 
-torch::Tensor Mlp::forward(const torch::Tensor& input) {
+torch::Tensor Mlp::forward(const Inputs& inputs) {
+  const torch::Tensor& input = inputs.tensor();
   auto x = input.reshape({input.size(0), -1});
   for (size_t i = 0; i < layers_.size(); ++i) {
     x = layers_[i]->forward(x);

@@ -20,7 +20,7 @@ class Mlp : public Model {
   // hidden: the widths of the hidden layers, in order (may be empty: one linear layer).
   Mlp(int64_t inFeatures, std::vector<int64_t> hidden, int64_t outFeatures);
   // [batch, in_features] -> [batch, out_features]
-  torch::Tensor forward(const torch::Tensor& input) override;
+  torch::Tensor forward(const Inputs& inputs) override;
 
  private:
   std::vector<torch::nn::Linear> layers_;

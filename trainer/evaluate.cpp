@@ -29,7 +29,7 @@ EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize
     indices.reserve(static_cast<size_t>(stop - start));
     for (int64_t i = start; i < stop; ++i) indices.push_back(i);
     const Batch batch = dataset.get(indices);
-    auto output = model.forward(batch.inputs.to(device)).to(torch::kFloat32);
+    auto output = model.forward(batch.modelInputs().to(device)).to(torch::kFloat32);
     const auto targets = batch.targets.to(device);
     const auto losses = objective.perPrediction(output, targets);
     lossSum += losses.sum().item<double>();

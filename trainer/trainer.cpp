@@ -1,5 +1,6 @@
 #include "trainer/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include "trainer/ps/cluster.h"
 #include "trainer/ps/push_pull_sync.h"
 #include "trainer/ps/serve.h"
+#include "trainer/report/hosts.h"
 #include "trainer/report/metrics.h"
 
 namespace fs = std::filesystem;
@@ -141,6 +143,8 @@ void Trainer::setUp() {
   state_.modelName = cfg_.model.name;
   state_.modelFingerprint = moduleFingerprint(*model_);
   state_.configHash = stableHash(cfg_.toYaml());
+  // Every rank's host (servers too), for the start-up output and the run dir's `hosts`.
+  const auto hostOfRank = hostOfEveryRank(comm_, startupTimeout(timeout_));
   if (isParameterServer()) return;
 
   replicas_ = cluster_ ? &cluster_->workers() : &comm_;
@@ -155,6 +159,7 @@ void Trainer::setUp() {
     }
     std::ofstream(fs::path(runDir_) / "config.yaml") << cfg_.toYaml();
     metrics_ = std::make_unique<MetricsWriter>((fs::path(runDir_) / "metrics.jsonl").string());
+    writeHostsFile((fs::path(runDir_) / "hosts").string(), hostOfRank);
   }
 
   // [GPU, backend nccl] The replica lives on this rank's GPU, moved before the optimizer and
@@ -194,6 +199,10 @@ void Trainer::setUp() {
       std::to_string(parameterCount(*model_)) + " parameters, " + described.substr(0, newline) +
       ", run dir " + runDir_);
   if (newline != std::string::npos) log(described.substr(newline + 1));
+  if (std::any_of(hostOfRank.begin(), hostOfRank.end(),
+                  [&](const std::string& h) { return h != hostOfRank.front(); })) {
+    log("hosts: " + describeHosts(hostOfRank));
+  }
 }
 
 double Trainer::forwardBackward(const Batch& batch, double lossScale) {
@@ -204,7 +213,7 @@ double Trainer::forwardBackward(const Batch& batch, double lossScale) {
   {
     // Backward runs outside autocast, as PyTorch's AMP recipe has it; the loss is float32.
     const AutocastScope autocast(cfg_.train.precision, device);
-    auto output = model_->forward(batch.inputs.to(device));
+    auto output = model_->forward(batch.modelInputs().to(device));
     loss = objective_.perPrediction(output.to(torch::kFloat32), batch.targets.to(device)).mean();
   }
   if (processFaults().trigger(FaultPoint::Loss, comm_.rank(), state_.step)) {

@@ -28,7 +28,8 @@ SpiralMlp::SpiralMlp(int64_t hidden) {
   fc3_ = register_module("fc3", torch::nn::Linear(hidden, 2));
 }
 
-torch::Tensor SpiralMlp::forward(const torch::Tensor& input) {
+torch::Tensor SpiralMlp::forward(const ringtrain::Inputs& inputs) {
+  const torch::Tensor& input = inputs.tensor();
   auto x = torch::relu(fc1_->forward(input));
   x = torch::relu(fc2_->forward(x));
   return fc3_->forward(x);

@@ -26,7 +26,7 @@ class Spirals : public ringtrain::Dataset {
 class SpiralMlp : public ringtrain::Model {
  public:
   explicit SpiralMlp(int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& input) override;
+  torch::Tensor forward(const ringtrain::Inputs& inputs) override;
 
  private:
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr}, fc3_{nullptr};

@@ -56,7 +56,7 @@ class Tiny : public Model {
     a_ = register_module("a", torch::nn::Linear(8, 16));
     b_ = register_module("b", torch::nn::Linear(16, 4));
   }
-  torch::Tensor forward(const torch::Tensor& x) override { return b_(torch::relu(a_(x))); }
+  torch::Tensor forward(const Inputs& x) override { return b_(torch::relu(a_(x.tensor()))); }
 
  private:
   torch::nn::Linear a_{nullptr};

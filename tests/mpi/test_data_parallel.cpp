@@ -12,20 +12,15 @@
 #include "collectives/mpi_communicator.h"
 #include "core/error.h"
 #include "data/torch_sampler.h"
+#include "tests/mpi/bitwise.h"
 #include "trainer/allreduce/grad_sync.h"
 #include "trainer/data_parallel.h"
 
 namespace ringtrain {
 namespace {
 
-const auto kTimeout = std::chrono::milliseconds(60000);
-
-bool bitwiseEqual(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
-  auto x = a.contiguous();
-  auto y = b.contiguous();
-  return std::memcmp(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()) == 0;
-}
+using mpitest::bitwiseEqual;
+using mpitest::kTimeout;
 
 // fc1 -> relu -> {fc2 | extra}: `extra` is a branch a step may not take.
 struct Net : torch::nn::Module {

@@ -10,19 +10,14 @@
 
 #include "collectives/mpi_communicator.h"
 #include "models/registry.h"
+#include "tests/mpi/bitwise.h"
 #include "trainer/allreduce/grad_sync.h"
 
 namespace ringtrain {
 namespace {
 
-const auto kTimeout = std::chrono::milliseconds(60000);
-
-bool bitwiseEqual(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
-  auto x = a.contiguous();
-  auto y = b.contiguous();
-  return std::memcmp(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()) == 0;
-}
+using mpitest::bitwiseEqual;
+using mpitest::kTimeout;
 
 struct RunSpec {
   GradSyncOptions sync;

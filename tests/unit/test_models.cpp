@@ -50,7 +50,7 @@ TEST(Models, UnknownNameListsRegisteredModels) {
 class TinyModel : public Model {
  public:
   TinyModel() { fc_ = register_module("fc", torch::nn::Linear(4, 2)); }
-  torch::Tensor forward(const torch::Tensor& x) override { return fc_->forward(x); }
+  torch::Tensor forward(const Inputs& x) override { return fc_->forward(x.tensor()); }
 
  private:
   torch::nn::Linear fc_{nullptr};
