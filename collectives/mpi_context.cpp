@@ -25,7 +25,42 @@ void checkMpi(int rc, const char* what, int rank) {
                   rank);
 }
 
+SlurmLaunch slurmLaunchFromEnvironment() {
+  const auto number = [](const char* name) {
+    const char* text = std::getenv(name);
+    return text && *text ? std::strtol(text, nullptr, 10) : 0L;
+  };
+  SlurmLaunch launch;
+  // mpirun's ranks (also mpirun inside an allocation) carry OMPI_COMM_WORLD_SIZE from their
+  // launcher; srun's tasks do not.
+  launch.bySrun = std::getenv("SLURM_STEP_ID") && !std::getenv("OMPI_COMM_WORLD_SIZE");
+  launch.withPmi = std::getenv("PMIX_RANK") || std::getenv("PMI_RANK") || std::getenv("PMI_FD");
+  launch.tasks = number("SLURM_STEP_NUM_TASKS");
+  if (launch.tasks == 0) launch.tasks = number("SLURM_NTASKS");
+  if (std::getenv("SLURM_PROCID")) launch.procId = static_cast<int>(number("SLURM_PROCID"));
+  return launch;
+}
+
+void checkSlurmLaunch(const SlurmLaunch& launch, int worldSize) {
+  if (!launch.bySrun) return;
+  if (!launch.withPmi) {
+    throw ConfigError(
+        "srun started this process without an MPI plug-in, so its " + std::to_string(launch.tasks) +
+            " task(s) cannot join one MPI job (they would train alone, into one run directory)",
+        "launch with srun --mpi=pmix (the plug-in Debian's Open MPI and SLURM share), or set "
+        "MpiDefault=pmix in slurm.conf",
+        launch.procId);
+  }
+  if (worldSize >= 0 && launch.tasks > 0 && worldSize != launch.tasks) {
+    throw ConfigError("MPI sees " + std::to_string(worldSize) + " rank(s), but SLURM started " +
+                          std::to_string(launch.tasks) + " task(s) (SLURM_STEP_NUM_TASKS)",
+                      "start every task of the step with one srun --mpi=pmix", launch.procId);
+  }
+}
+
 MpiContext::MpiContext(int* argc, char*** argv) {
+  const SlurmLaunch slurm = slurmLaunchFromEnvironment();
+  checkSlurmLaunch(slurm, -1);
   int initialised = 0;
   checkMpi(MPI_Initialized(&initialised), "MPI_Initialized");
   int provided = MPI_THREAD_SINGLE;
@@ -47,6 +82,14 @@ MpiContext::MpiContext(int* argc, char*** argv) {
                     "use an MPI built with thread support (OpenMPI: "
                     "`ompi_info | grep MPI_THREAD_MULTIPLE` must say yes)",
                     worldRank_);
+  }
+  if (ownsMpi_) {
+    try {
+      checkSlurmLaunch(slurm, worldSize_);
+    } catch (const ConfigError&) {
+      MPI_Finalize();
+      throw;
+    }
   }
   MPI_Comm local = MPI_COMM_NULL;
   checkMpi(

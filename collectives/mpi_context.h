@@ -82,6 +82,21 @@ class MpiComm {
 // is set to anything but a positive whole number.
 MpiComm nodeCommOf(MPI_Comm parent);
 
+// How SLURM started this process, read from the environment before MPI_Init (which may add
+// variables of its own).
+struct SlurmLaunch {
+  bool bySrun = false;   // a task of an srun step, not a rank that mpirun started
+  bool withPmi = false;  // with an MPI plug-in (srun --mpi=pmix, or pmi2)
+  long tasks = 0;        // the step's tasks (SLURM_STEP_NUM_TASKS, else SLURM_NTASKS)
+  int procId = -1;       // SLURM_PROCID
+};
+SlurmLaunch slurmLaunchFromEnvironment();
+
+// Throws ConfigError, naming the fix, when srun started this process in a way that cannot
+// make one MPI job of `worldSize` (-1: before MPI_Init): without an MPI plug-in, or with a
+// world that is not the step's tasks. Nothing when SLURM did not start it directly.
+void checkSlurmLaunch(const SlurmLaunch& launch, int worldSize);
+
 // The host name (MPI_Get_processor_name) of every rank of `comm`, in rank order. Collective
 // over `comm`.
 std::vector<std::string> hostNamesOf(MPI_Comm comm);

@@ -1,6 +1,7 @@
 // ringtrain train --config FILE [--set k=v ...] [--run-dir DIR] [--resume DIR|auto]
 #include "collectives/mpi_communicator.h"
 #include "launch/commands.h"
+#include "trainer/host/stop_signals.h"
 #include "trainer/trainer.h"
 
 namespace ringtrain::cli {
@@ -24,8 +25,9 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
   const auto timeout = cfg.distributed.timeout();
   context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD, timeout,
                                   cfg.distributed.shared_memory);
-  Trainer(std::move(cfg), *context.comm, options).run();
-  return 0;
+  const TrainSummary summary = Trainer(std::move(cfg), *context.comm, options).run();
+  // A scheduler's signal ended the run at a checkpoint: a distinct code for a requeue.
+  return summary.stoppedBy.empty() ? 0 : kStoppedBySignalExitCode;
 }
 
 }  // namespace

@@ -18,6 +18,8 @@ packages=(
   libopenblas0-pthread    # a fast libblas.so.3 for Debian's LibTorch (see bench/RESULTS.md)
   dataset-fashion-mnist   # IDX files under /usr/share/datasets/fashion-mnist
   fortunes                # text under /usr/share/games/fortunes (configs/lm_fortunes.yaml)
+  iproute2 util-linux     # ip netns, nsenter, unshare: the multi-host tests (tests/cluster)
+  slurm-wlm munge         # the SLURM cluster of tests/cluster/slurm_launch.sh
   clang-format            # the format check among the tests (.clang-format)
 )
 [ "${RINGTRAIN_LIBTORCH:-venv}" = debian ] && packages+=(libtorch-dev)  # LibTorch 1.13 (CPU)

@@ -20,6 +20,7 @@
 #include "trainer/deadlines.h"
 #include "trainer/evaluate.h"
 #include "trainer/host/host_process.h"
+#include "trainer/host/stop_signals.h"
 #include "trainer/optim/optimizer.h"
 #include "trainer/precision.h"
 #include "trainer/ps/cluster.h"
@@ -27,6 +28,7 @@
 #include "trainer/ps/serve.h"
 #include "trainer/report/hosts.h"
 #include "trainer/report/metrics.h"
+#include "trainer/sync/stop_agreement.h"
 
 namespace fs = std::filesystem;
 
@@ -391,9 +393,11 @@ TrainSummary Trainer::finish(double wallSeconds, int64_t stepsRun, int64_t globa
   report.wallSeconds = wallSeconds;
   report.samplesPerSecond = stepsRun * globalBatch / std::max(wallSeconds, 1e-9);
   sync_->finishRun(report);
+  if (!stoppedBy_.empty()) report.doneSuffix += " (stopped by " + stoppedBy_ + ")";
 
   TrainSummary summary;
   summary.runDir = runDir_;
+  summary.stoppedBy = stoppedBy_;
   summary.steps = state_.step;
   summary.finalEval = lastEval;
   summary.bestAccuracy = state_.bestAccuracy;
@@ -431,6 +435,9 @@ TrainSummary Trainer::serve(const std::optional<std::string>& resumeDir) {
 }
 
 TrainSummary Trainer::run() {
+  // A scheduler's SIGTERM or SIGUSR1 from here on ends the run at a checkpoint (servers too
+  // keep running until the workers have saved theirs).
+  const StopSignals signals;
   // Before the roles split: servers load the partitions of the step the replicas resume at.
   const auto resumeDir = withTimeoutContext("choosing the checkpoint to resume from", [&] {
     return agreeOnResume(
@@ -456,8 +463,9 @@ TrainSummary Trainer::run() {
   LogInterval interval;
   EvalResult lastEval;
   bool evaluatedAtEnd = false;
+  StopAgreement stop(replicas(), timeout_);
 
-  while (state_.step < totalSteps_ && state_.epoch < cfg_.train.epochs) {
+  while (state_.step < totalSteps_ && state_.epoch < cfg_.train.epochs && stoppedBy_.empty()) {
     if (!loaderPositioned) loader.startEpoch(state_.epoch, state_.stepInEpoch);
     loaderPositioned = false;
     evaluatedAtEnd = false;
@@ -469,11 +477,18 @@ TrainSummary Trainer::run() {
       ++interval.steps;
       interval.loss += std::isfinite(stepLoss) ? stepLoss : 0.0;
       afterStep(interval, globalBatch, microStepsPerEpoch);
+      // (An epoch's last step ends at a checkpoint anyway.)
+      if (state_.stepInEpoch == microStepsPerEpoch || state_.step == totalSteps_) continue;
+      const std::string signal =
+          stop.afterStep(state_.step, signals.termReceived(), signals.usr1Received());
+      if (!signal.empty()) stopForSignal(signal);
+      if (!stoppedBy_.empty()) break;
     }
+    if (!stoppedBy_.empty()) break;
     lastEval = endEpoch(microStepsPerEpoch);
     evaluatedAtEnd = true;
   }
-  if (!evaluatedAtEnd) {
+  if (!evaluatedAtEnd && stoppedBy_.empty()) {
     sync_->meet(state_.step, false);
     lastEval = evalStep();
     state_.bestAccuracy = std::max(state_.bestAccuracy, lastEval.accuracy);

@@ -57,6 +57,8 @@ struct TrainSummary {
   std::string runDir;
   // Parameter servers only (then steps = the optimizer updates this server applied).
   std::optional<ps::ServerStats> serverStats;
+  // The scheduler's signal(s) that ended the run early at a checkpoint ("SIGTERM"), or "".
+  std::string stoppedBy;
 };
 
 class Trainer {
@@ -117,6 +119,9 @@ class Trainer {
   // Warns (rank 0) when the slowest rank's work reaches train.straggler_ratio x the others'.
   void warnOfStraggler(const Straggler& slowest, int64_t steps);
   void saveCheckpoint();
+  // Ends the run at this step for a scheduler's signal: a checkpoint (unless this step has
+  // one) and the line that says how to continue.
+  void stopForSignal(const std::string& signal);
   void checkReplicasIdentical();
   void log(const std::string& line);
 
@@ -136,8 +141,10 @@ class Trainer {
   std::unique_ptr<CheckpointStore> checkpoints_;
   TrainingState state_;
   int64_t totalSteps_ = 0;
-  int64_t stepsPerEpoch_ = 0;  // optimizer steps
-  int warnedStraggler_ = -1;   // the straggler warned of and still slow, or -1
+  int64_t stepsPerEpoch_ = 0;      // optimizer steps
+  int warnedStraggler_ = -1;       // the straggler warned of and still slow, or -1
+  int64_t checkpointedStep_ = -1;  // the step of the last checkpoint this run wrote
+  std::string stoppedBy_;          // the signal(s) the run stopped for, or ""
   std::chrono::milliseconds timeout_;
   Objective objective_;  // train.loss / train.metric, or RunOptions::objective
 };

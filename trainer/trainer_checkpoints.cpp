@@ -15,6 +15,8 @@
 #include "trainer/sync/step_sync.h"
 #include "trainer/trainer.h"
 
+#include "trainer/host/stop_signals.h"
+
 namespace fs = std::filesystem;
 
 namespace ringtrain {
@@ -99,6 +101,7 @@ void Trainer::saveCheckpoint() {
       .allreduce(status, "checkpoint hand-shake, step " + std::to_string(state_.step))
       ->wait(timeout_);
   if (failure) std::rethrow_exception(failure);
+  checkpointedStep_ = state_.step;
   if (status.item<double>() > 0.0) {
     throw CheckpointError("rank 0 could not write the checkpoint of step " +
                               std::to_string(state_.step) + " (its line says why)",
@@ -114,6 +117,21 @@ void Trainer::rollBackMetrics() {
   metrics_.reset();
   discardMetricsAfter(path, state_.step);
   metrics_ = std::make_unique<MetricsWriter>(path);
+}
+
+void Trainer::stopForSignal(const std::string& signal) {
+  stoppedBy_ = signal;
+  const bool save = cfg_.checkpoint.enabled && checkpointedStep_ != state_.step;
+  if (save) {
+    sync_->meet(state_.step, true);
+    saveCheckpoint();
+  }
+  if (replicas().rank() != 0) return;
+  log("stopping after step " + std::to_string(state_.step) + " for " + signal + ": " +
+      (cfg_.checkpoint.enabled ? "checkpoint of step " + std::to_string(state_.step) +
+                                     " written; continue with --resume auto (exit code " +
+                                     std::to_string(kStoppedBySignalExitCode) + ")"
+                               : "checkpoint.enabled is false, so nothing was saved"));
 }
 
 }  // namespace ringtrain

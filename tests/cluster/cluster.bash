@@ -11,7 +11,6 @@
 #   cluster_shape HOST RATE DELAY   tc netem on HOST's link (e.g. 10gbit 0.1ms)
 #   cluster_link HOST up|down       HOST's link
 #   cluster_kill_host HOST          SIGKILL every process on HOST
-#   wait_for_step RUN_DIR STEP      until the run has logged STEP
 #
 # As root only; where namespaces cannot be made the test is skipped with one line (exit 77,
 # which ctest reports as skipped, never as passed).
@@ -104,15 +103,4 @@ cluster_link() {
 
 cluster_kill_host() {
   ip netns pids "${RINGTRAIN_CLUSTER_PREFIX}$1" | xargs -r kill -9
-}
-
-# wait_for_step RUN_DIR STEP: until the run's metrics.jsonl holds a record of STEP (120 s at
-# most), for a fault to strike a running job at a known point.
-wait_for_step() {
-  local _
-  for _ in $(seq 1200); do
-    grep -q "\"step\":$2," "$1/metrics.jsonl" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "the run in $1 did not get to step $2"
 }

@@ -89,3 +89,14 @@ if a != b:
 print(f"ok: {len(a)} metrics records identical (timings aside)")
 PYEOF
 }
+
+# wait_for_step RUN_DIR STEP: until the run's metrics.jsonl holds a record of STEP (120 s at
+# most), for a fault or a signal to strike a running job at a known point.
+wait_for_step() {
+  local _
+  for _ in $(seq 2400); do
+    grep -q "\"step\":$2," "$1/metrics.jsonl" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  fail "the run in $1 did not get to step $2"
+}
