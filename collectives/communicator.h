@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 
+#include "collectives/link_waits.h"
+
 namespace ringtrain {
 
 // Handle for an in-flight collective.
@@ -49,6 +51,9 @@ class Communicator {
   // start-up line: the backend's name, with the path it chose at run time where it has a
   // choice (the ring: shared memory, hierarchical, or messages).
   virtual std::string allreducePath() const { return backendName(); }
+  // Time blocked on this rank's ring neighbours since the communicator was made (see
+  // link_waits.h); all zero, with no peers, for a backend that runs no ring of its own.
+  virtual LinkWaits linkWaits() const { return {}; }
 
   // Element-wise sum (or average) across ranks, in place. `tag` names the operation in
   // timeout messages.

@@ -56,6 +56,7 @@ class MpiCommunicator : public Communicator {
   int size() const override { return comm_.size(); }
   std::string backendName() const override;
   std::string allreducePath() const override;
+  LinkWaits linkWaits() const override { return progress_.waits(); }
 
   // Supported dtypes: float32, float64, int32, int64, bfloat16, float16; CPU, contiguous.
   WorkPtr allreduce(torch::Tensor& tensor, const std::string& tag = "allreduce",

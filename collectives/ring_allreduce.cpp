@@ -91,6 +91,26 @@ std::string RingProgress::describe(const std::vector<std::string>& hostOfRank) c
   return line;
 }
 
+void RingProgress::addWait(Waiting what, int peer, double seconds) {
+  const auto ns = static_cast<long long>(seconds * 1e9);
+  if (what == Waiting::Send) {
+    sendPeer_.store(peer, std::memory_order_relaxed);
+    sendWaitNs_.fetch_add(ns, std::memory_order_relaxed);
+  } else if (what == Waiting::Recv) {
+    recvPeer_.store(peer, std::memory_order_relaxed);
+    recvWaitNs_.fetch_add(ns, std::memory_order_relaxed);
+  }
+}
+
+LinkWaits RingProgress::waits() const {
+  LinkWaits w;
+  w.sendPeer = sendPeer_.load(std::memory_order_relaxed);
+  w.recvPeer = recvPeer_.load(std::memory_order_relaxed);
+  w.sendWait = 1e-9 * static_cast<double>(sendWaitNs_.load(std::memory_order_relaxed));
+  w.recvWait = 1e-9 * static_cast<double>(recvWaitNs_.load(std::memory_order_relaxed));
+  return w;
+}
+
 unsigned char* RingWorkspace::scratch(std::size_t bytes) {
   if (scratch_.size() < bytes) scratch_.resize(bytes);
   return scratch_.data();
@@ -131,6 +151,20 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
   auto& sendPosted = ws.sendPosted();
   sendPosted.assign(sendReq.size(), 0);
   RingProgress* progress = options.progress;
+  // Blocks in MPI_Wait(all), marking what for (timeouts read it) and adding the time blocked
+  // to the totals that name a slow link.
+  auto waitFor = [&](RingProgress::Waiting what, int step, int count, MPI_Request* requests,
+                     const char* call) {
+    const int peer = what == RingProgress::Waiting::Send ? rightName : leftName;
+    if (!progress) {
+      checkMpi(MPI_Waitall(count, requests, MPI_STATUSES_IGNORE), call, self);
+      return;
+    }
+    progress->set(what, peer, step, steps);
+    const double start = MPI_Wtime();
+    checkMpi(MPI_Waitall(count, requests, MPI_STATUSES_IGNORE), call, self);
+    progress->addWait(what, peer, MPI_Wtime() - start);
+  };
 
   // Receives in the order both ends enumerate them, as step * maxSegs + segment.
   auto& units = ws.units();
@@ -193,12 +227,11 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
     if (posted == k) {
       // Its segment's earlier send is still in flight (it was posted: unit (s-n, j) came
       // first): nothing else to do but wait for it.
-      if (progress) progress->set(RingProgress::Waiting::Send, rightName, u.step, steps);
-      checkMpi(MPI_Wait(&sendReq[sendIndex(u)], MPI_STATUS_IGNORE), "MPI_Wait (ring send)", self);
+      waitFor(RingProgress::Waiting::Send, u.step, 1, &sendReq[sendIndex(u)],
+              "MPI_Wait (ring send)");
       postRecv(posted++);
     }
-    if (progress) progress->set(RingProgress::Waiting::Recv, leftName, u.step, steps);
-    checkMpi(MPI_Wait(&recvReq[k % slots], MPI_STATUS_IGNORE), "MPI_Wait (ring recv)", self);
+    waitFor(RingProgress::Waiting::Recv, u.step, 1, &recvReq[k % slots], "MPI_Wait (ring recv)");
     const int c = layout.chunkAt(u.step);
     if (u.step < n - 1) {
       // Post the next receives first so they can match while this segment is added.
@@ -210,9 +243,8 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
     postAhead(k + 1);
   }
 
-  if (progress) progress->set(RingProgress::Waiting::Send, rightName, steps - 1, steps);
-  checkMpi(MPI_Waitall(static_cast<int>(sendReq.size()), sendReq.data(), MPI_STATUSES_IGNORE),
-           "MPI_Waitall (ring sends)", self);
+  waitFor(RingProgress::Waiting::Send, steps - 1, static_cast<int>(sendReq.size()), sendReq.data(),
+          "MPI_Waitall (ring sends)");
   if (progress) progress->clear();
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "collectives/link_waits.h"
 #include "collectives/reduce_kernels.h"
 
 namespace ringtrain {
@@ -26,8 +27,17 @@ class RingProgress {
   // on host node-2 (...)".
   std::string describe(const std::vector<std::string>& hostOfRank = {}) const;
 
+  // Adds time blocked on `peer` (Send: to take our data; Recv: for its data).
+  void addWait(Waiting what, int peer, double seconds);
+  // The totals of addWait since this object was made.
+  LinkWaits waits() const;
+
  private:
   std::atomic<int> what_{0};
+  std::atomic<int> sendPeer_{-1};
+  std::atomic<int> recvPeer_{-1};
+  std::atomic<long long> sendWaitNs_{0};
+  std::atomic<long long> recvWaitNs_{0};
   std::atomic<int> peer_{-1};
   std::atomic<int> step_{-1};
   std::atomic<int> totalSteps_{0};

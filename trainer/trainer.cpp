@@ -146,7 +146,7 @@ void Trainer::setUp() {
   state_.modelFingerprint = moduleFingerprint(*model_);
   state_.configHash = stableHash(cfg_.toYaml());
   // Every rank's host (servers too), for the start-up output and the run dir's `hosts`.
-  const auto hostOfRank = hostOfEveryRank(comm_, startupTimeout(timeout_));
+  hostOfRank_ = hostOfEveryRank(comm_, startupTimeout(timeout_));
   if (isParameterServer()) return;
 
   replicas_ = cluster_ ? &cluster_->workers() : &comm_;
@@ -161,7 +161,7 @@ void Trainer::setUp() {
     }
     std::ofstream(fs::path(runDir_) / "config.yaml") << cfg_.toYaml();
     metrics_ = std::make_unique<MetricsWriter>((fs::path(runDir_) / "metrics.jsonl").string());
-    writeHostsFile((fs::path(runDir_) / "hosts").string(), hostOfRank);
+    writeHostsFile((fs::path(runDir_) / "hosts").string(), hostOfRank_);
   }
 
   // [GPU, backend nccl] The replica lives on this rank's GPU, moved before the optimizer and
@@ -201,9 +201,9 @@ void Trainer::setUp() {
       std::to_string(parameterCount(*model_)) + " parameters, " + described.substr(0, newline) +
       ", run dir " + runDir_);
   if (newline != std::string::npos) log(described.substr(newline + 1));
-  if (std::any_of(hostOfRank.begin(), hostOfRank.end(),
-                  [&](const std::string& h) { return h != hostOfRank.front(); })) {
-    log("hosts: " + describeHosts(hostOfRank));
+  if (std::any_of(hostOfRank_.begin(), hostOfRank_.end(),
+                  [&](const std::string& h) { return h != hostOfRank_.front(); })) {
+    log("hosts: " + describeHosts(hostOfRank_));
   }
 }
 
@@ -223,71 +223,6 @@ double Trainer::forwardBackward(const Batch& batch, double lossScale) {
   }
   (loss * lossScale).backward();
   return loss.item<double>();
-}
-
-void Trainer::logInterval(int64_t steps, double loss, const StepPhases& phases, double seconds,
-                          int64_t globalBatch) {
-  // Every rank's totals in the interval's one collective: summed for the means over ranks
-  // that the record reports, and compared to find the slowest rank.
-  enum { kLoss, kData, kForwardBackward, kSyncWait, kUpdate, kSeconds, kFields };
-  const auto mine = torch::tensor(
-      {loss, phases.data, phases.forwardBackward, phases.syncWait, phases.update, seconds},
-      torch::kFloat64);
-  const int ranks = replicas().size();
-  auto gathered = torch::empty({ranks * kFields}, torch::kFloat64);
-  withTimeoutContext("metrics of step " + std::to_string(state_.step),
-                     [&] { replicas().allgather(mine, gathered)->wait(timeout_); });
-  const auto perRank = gathered.view({ranks, kFields});
-  const auto totals = perRank.sum(0);
-  const double perStep = 1.0 / static_cast<double>(steps * ranks);
-  const double meanLoss = totals[kLoss].item<double>() * perStep;
-  const double msPerStep = 1000.0 * perStep;
-  std::vector<std::pair<std::string, double>> extra{
-      {"data_ms", totals[kData].item<double>() * msPerStep},
-      {"forward_backward_ms", totals[kForwardBackward].item<double>() * msPerStep},
-      {"sync_wait_ms", totals[kSyncWait].item<double>() * msPerStep},
-      {"update_ms", totals[kUpdate].item<double>() * msPerStep}};
-  if (ranks > 1) {
-    const auto workSeconds = perRank.select(1, kSeconds) - perRank.select(1, kSyncWait);
-    std::vector<double> workMs;
-    for (int r = 0; r < ranks; ++r) {
-      workMs.push_back(1000.0 * workSeconds[r].item<double>() / static_cast<double>(steps));
-    }
-    const Straggler slowest = findStraggler(workMs);
-    extra.emplace_back("slowest_rank", slowest.rank);
-    extra.emplace_back("slowest_rank_lead_ms", slowest.leadMs());
-    warnOfStraggler(slowest, steps);
-  }
-  if (replicas().rank() != 0) return;
-  const double samplesPerSecond = steps * globalBatch / std::max(seconds, 1e-9);
-  const double lr =
-      scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, state_.step - 1, totalSteps_);
-  metrics_->train(state_.step, state_.epoch, meanLoss, lr, samplesPerSecond, extra);
-  const double eta = (totalSteps_ - state_.step) * globalBatch / samplesPerSecond;
-  if (!options_.quiet) {
-    progress_->update(state_.epoch, cfg_.train.epochs, state_.step, totalSteps_, meanLoss,
-                      samplesPerSecond, eta);
-  }
-}
-
-void Trainer::warnOfStraggler(const Straggler& slowest, int64_t steps) {
-  const double threshold = cfg_.train.straggler_ratio;
-  if (threshold <= 0 || slowest.ratio() < threshold) {
-    warnedStraggler_ = -1;  // a later straggler, even the same rank, is news again
-    return;
-  }
-  if (slowest.rank == warnedStraggler_) return;  // said at the interval it started
-  warnedStraggler_ = slowest.rank;
-  char line[400];
-  std::snprintf(line, sizeof line,
-                "warning: rank %d is a straggler: over steps %lld-%lld its steps took %.2fx as "
-                "long as the other ranks' (%.1f vs %.1f ms of work per step), and every rank "
-                "waits for it; check its node for other load, CPU binding (mpirun --bind-to "
-                "core) or a slower CPU (train.straggler_ratio: 0 silences this)",
-                slowest.rank, static_cast<long long>(state_.step - steps + 1),
-                static_cast<long long>(state_.step), slowest.ratio(), slowest.workMs,
-                slowest.othersMedianMs);
-  log(line);
 }
 
 EvalResult Trainer::evalStep() {
@@ -465,7 +400,7 @@ TrainSummary Trainer::run() {
   bool evaluatedAtEnd = false;
   StopAgreement stop(replicas(), timeout_);
 
-  while (state_.step < totalSteps_ && state_.epoch < cfg_.train.epochs && stoppedBy_.empty()) {
+  while (state_.step < totalSteps_ && state_.epoch < cfg_.train.epochs) {
     if (!loaderPositioned) loader.startEpoch(state_.epoch, state_.stepInEpoch);
     loaderPositioned = false;
     evaluatedAtEnd = false;
@@ -481,8 +416,10 @@ TrainSummary Trainer::run() {
       if (state_.stepInEpoch == microStepsPerEpoch || state_.step == totalSteps_) continue;
       const std::string signal =
           stop.afterStep(state_.step, signals.termReceived(), signals.usr1Received());
-      if (!signal.empty()) stopForSignal(signal);
-      if (!stoppedBy_.empty()) break;
+      if (!signal.empty()) {
+        stopForSignal(signal);
+        break;
+      }
     }
     if (!stoppedBy_.empty()) break;
     lastEval = endEpoch(microStepsPerEpoch);

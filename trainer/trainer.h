@@ -36,6 +36,7 @@ class ProgressPrinter;
 class StepSync;
 struct StepPhases;
 struct Straggler;
+struct SlowLink;
 namespace ps {
 class Cluster;
 }  // namespace ps
@@ -118,6 +119,10 @@ class Trainer {
                    int64_t globalBatch);
   // Warns (rank 0) when the slowest rank's work reaches train.straggler_ratio x the others'.
   void warnOfStraggler(const Straggler& slowest, int64_t steps);
+  // Warns (rank 0) when one ring link paces the ring (see findSlowLink); `stepMs` is the
+  // interval's mean step time.
+  void warnOfSlowLink(const SlowLink& link, int64_t steps, double stepMs);
+  static constexpr double kSlowLinkShareOfStep = 0.1;
   void saveCheckpoint();
   // Ends the run at this step for a scheduler's signal: a checkpoint (unless this step has
   // one) and the line that says how to continue.
@@ -141,10 +146,13 @@ class Trainer {
   std::unique_ptr<CheckpointStore> checkpoints_;
   TrainingState state_;
   int64_t totalSteps_ = 0;
-  int64_t stepsPerEpoch_ = 0;      // optimizer steps
-  int warnedStraggler_ = -1;       // the straggler warned of and still slow, or -1
-  int64_t checkpointedStep_ = -1;  // the step of the last checkpoint this run wrote
-  std::string stoppedBy_;          // the signal(s) the run stopped for, or ""
+  int64_t stepsPerEpoch_ = 0;            // optimizer steps
+  int warnedStraggler_ = -1;             // the straggler warned of and still slow, or -1
+  int warnedLinkFrom_ = -1;              // the sender of the slow link warned of, or -1
+  LinkWaits linkWaitsLogged_;            // replicas().linkWaits() at the last log interval
+  std::vector<std::string> hostOfRank_;  // every rank's host, servers too
+  int64_t checkpointedStep_ = -1;        // the step of the last checkpoint this run wrote
+  std::string stoppedBy_;                // the signal(s) the run stopped for, or ""
   std::chrono::milliseconds timeout_;
   Objective objective_;  // train.loss / train.metric, or RunOptions::objective
 };

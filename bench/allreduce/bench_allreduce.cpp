@@ -105,11 +105,20 @@ void sleepyBarrier(MPI_Comm comm) {
 }
 
 #ifdef RINGTRAIN_BENCH_GLOO
-// c10d's Gloo process group over TCP on loopback, rendezvous through a FileStore whose path
-// rank 0 picks and broadcasts over MPI.
+// c10d's Gloo process group over TCP, rendezvous through a FileStore whose path rank 0 picks
+// and broadcasts over MPI (across hosts the temporary directory must be shared, as it is on
+// the test cluster of tests/cluster/). On loopback when every rank is on one node, else on
+// the address of this host's name, as torchrun's gloo binds to.
 class GlooGroup {
  public:
   explicit GlooGroup(const MpiComm& comm) {
+    const bool oneNode = nodeCommOf(comm.get()).size() == comm.size();
+    std::string host = "127.0.0.1";
+    if (!oneNode) {
+      char name[256] = {};
+      if (gethostname(name, sizeof name - 1) != 0) throw CommError("gethostname failed");
+      host = name;
+    }
     std::string dir(512, '\0');
     if (comm.rank() == 0) {
       std::string pattern = std::filesystem::temp_directory_path() / "ringtrain-gloo-XXXXXX";
@@ -120,7 +129,7 @@ class GlooGroup {
     dir_ = dir.c_str();
     auto store = c10::make_intrusive<c10d::FileStore>(dir_ + "/store", comm.size());
     auto options = c10d::ProcessGroupGloo::Options::create();
-    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
     group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, comm.rank(), comm.size(), options);
     rank_ = comm.rank();
   }

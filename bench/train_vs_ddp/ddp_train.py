@@ -3,7 +3,8 @@
 
 Same models (examples/python/fashion_models.py: module names as models/fashion.cpp), same Fashion-MNIST files, same per-rank
 batch, same normalisation, same optimizer. Run under mpirun like ringtrain, one process per
-rank: it reads OMPI_COMM_WORLD_RANK/SIZE and rendezvous over TCP on 127.0.0.1.
+rank: it reads OMPI_COMM_WORLD_RANK/SIZE and rendezvous over TCP at --master-addr
+(127.0.0.1 by default).
 
 Prints one JSON line on rank 0: {"impl": "ddp", "samples_per_s": ..., ...}, measured like
 ringtrain's metrics: global samples of the steps after the warm-up / their wall time.
@@ -36,13 +37,15 @@ def main():
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--port", type=int, default=29517)
+    ap.add_argument("--master-addr", default="127.0.0.1",
+                    help="rank 0's host (MASTER_ADDR): its address on the hosts' network")
     args = ap.parse_args()
 
     rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
     world = int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{args.port}",
+    dist.init_process_group("gloo", init_method=f"tcp://{args.master_addr}:{args.port}",
                             rank=rank, world_size=world)
 
     def path(stem):

@@ -82,10 +82,15 @@ def environment(blas):
     return env
 
 
+LAUNCHER = None  # --launcher: a command that stands for mpirun (hosts of another network)
+
+
 def mpirun(np_, bind, rep=0):
-    """mpirun with binding. A single rank bound to a core would always get core 0, and a VM's
+    """mpirun with binding, or --launcher's command with -np N. A single rank bound to a core would always get core 0, and a VM's
     cores need not be equally fast (core 1 of the development machine ran fashion_mlp 3-14%
     faster), while np 2 uses both: so np 1 runs take core rep % 2, alternating by repeat."""
+    if LAUNCHER:
+        return LAUNCHER + ["-np", str(np_)]
     if np_ == 1 and bind == "core" and (os.cpu_count() or 1) > 1:
         return ["taskset", "-c", str(rep % 2), "mpirun", "--bind-to", "none", "-np", "1"]
     return ["mpirun", "--oversubscribe", "--bind-to", bind, "-np", str(np_)]
@@ -161,7 +166,8 @@ def run_ddp(args, model, np_, env, rep):
     steps, interval = STEPS[model]
     cmd = mpirun(np_, args.bind, rep) + [sys.executable, os.path.join(HERE, "ddp_train.py"),
                                     "--model", model, "--steps", str(steps), "--warmup",
-                                    str(interval), "--threads", "1"] + DDP_ARGS[model]
+                                    str(interval), "--threads", "1",
+                                    "--master-addr", args.ddp_master] + DDP_ARGS[model]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=900)
     line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
     return json.loads(line)["samples_per_s"]
@@ -228,7 +234,15 @@ def main():
                          "communication) per repeat: the np-2 throughput free synchronisation "
                          "would give on this machine")
     ap.add_argument("--csv", help="write every run here")
+    ap.add_argument("--launcher",
+                    help="the command that starts N ranks in place of `mpirun --bind-to B`, "
+                         "given -np N after it (bench/cluster/train_vs_ddp.sh: mpirun on "
+                         "another host with its --host list)")
+    ap.add_argument("--ddp-master", default="127.0.0.1",
+                    help="DDP's MASTER_ADDR: rank 0's host (with --launcher: its name)")
     args = ap.parse_args()
+    global LAUNCHER
+    LAUNCHER = args.launcher.split() if args.launcher else None
     args.ringtrain = os.path.abspath(args.ringtrain)
 
     variants = [("ringtrain", [])]

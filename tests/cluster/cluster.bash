@@ -8,7 +8,8 @@
 #   cluster_exec HOST CMD...  CMD on HOST
 #   cluster_mpirun ARGS...    mpirun started on rt-h1, ranks on the hosts that ARGS name
 #                             (--host rt-h1:2,rt-h2:2), TCP between hosts
-#   cluster_shape HOST RATE DELAY   tc netem on HOST's link (e.g. 10gbit 0.1ms)
+#   cluster_shape HOST RATE DELAY   tc netem on HOST's link (e.g. 10gbit 0.1ms); tbf, rate
+#                                   only, where the kernel has no netem
 #   cluster_link HOST up|down       HOST's link
 #   cluster_kill_host HOST          SIGKILL every process on HOST
 #
@@ -91,10 +92,34 @@ cluster_mpirun() {
   cluster_on rt-h1 timeout --kill-after=10 "$CLUSTER_MPI_LIMIT" mpirun "${CLUSTER_MPI_ARGS[@]}" "$@"
 }
 
+# netem where the kernel has it; else tbf (a kernel without sch_netem, as some VMs' are:
+# "Specified qdisc kind is unknown"), which limits the rate but adds no delay. The first
+# call says which.
+CLUSTER_SHAPER=""
 cluster_shape() {
   local host=$1 rate=$2 delay=$3
   ip -n "${RINGTRAIN_CLUSTER_PREFIX}$host" link set mpi0 up
-  cluster_exec "$host" tc qdisc replace dev mpi0 root netem rate "$rate" delay "$delay"
+  if [ -z "$CLUSTER_SHAPER" ]; then
+    if cluster_exec "$host" tc qdisc replace dev mpi0 root netem rate "$rate" delay "$delay" \
+      2>/dev/null; then
+      CLUSTER_SHAPER=netem
+      echo "cluster: links shaped by netem (rate and delay)"
+      return
+    fi
+    CLUSTER_SHAPER=tbf
+    echo "cluster: links shaped by tbf (rate only: this kernel has no netem, so no delay is added)"
+  fi
+  if [ "$CLUSTER_SHAPER" = netem ]; then
+    cluster_exec "$host" tc qdisc replace dev mpi0 root netem rate "$rate" delay "$delay"
+  else
+    # Burst: 10 ms at the rate, at least 128 KiB (a veth's segments are up to 64 KiB).
+    local bytes_per_s burst
+    bytes_per_s=$(echo "$rate" | awk '{ n = $0 + 0; u = tolower($0); sub(/^[0-9.]+/, "", u)
+      m = (u == "gbit") ? 1e9 : (u == "mbit") ? 1e6 : (u == "kbit") ? 1e3 : 1
+      printf "%d", n * m / 8 }')
+    burst=$((bytes_per_s / 100 > 131072 ? bytes_per_s / 100 : 131072))
+    cluster_exec "$host" tc qdisc replace dev mpi0 root tbf rate "$rate" burst "$burst" latency 50ms
+  fi
 }
 
 cluster_link() {

@@ -74,7 +74,8 @@ import json, sys
 kinds = set(filter(None, sys.argv[3].split(",")))
 def load(path):
     drop = {"samples_per_s", "time_s", "wall_s", "data_ms", "forward_backward_ms",
-            "sync_wait_ms", "update_ms", "slowest_rank", "slowest_rank_lead_ms"}
+            "sync_wait_ms", "update_ms", "slowest_rank", "slowest_rank_lead_ms",
+            "slowest_link_rank", "slowest_link_wait_ms"}
     return [{k: v for k, v in r.items() if k not in drop}
             for r in (json.loads(l) for l in open(path) if l.strip())
             if not kinds or r["kind"] in kinds]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fault-tolerance e2e tests again in parameter-server mode (1 server, 2 workers, bsp; one
 # loop serves both modes, so the same features must hold):
-#  1. straggler: a slow worker is named in every train record and in one warning;
+#  1. straggler: a slow worker is named in every train record and in one warning, and the
+#     server, waiting for it, does not spin;
 #  2. watchdog: a worker that hangs ends the job on the deadline, in a step and in the
 #     checkpoint hand-shake, and the checkpoint written before the hang is valid;
 #  3. exact resume: a worker killed after step 30 and the run resumed with --resume auto ends
@@ -33,8 +34,13 @@ for r in train:
     assert r["slowest_rank"] == 1, r
     assert r["slowest_rank_lead_ms"] >= 10.0, r  # slept 20 ms per step
     assert r["sync_wait_ms"] >= 5.0, r  # the other worker waited for it, in its pull
-assert [r for r in records if r["kind"] == "ps_server"], "no ps_server record"
-print(f"ok: all {len(train)} train records name worker rank 1 the slowest")
+server = [r for r in records if r["kind"] == "ps_server"]
+assert server, "no ps_server record"
+# Each step waits ~20 ms for rank 1, so a server that sleeps while it waits is mostly idle;
+# one that spins on its receives would use its whole core.
+assert server[0]["cpu_fraction"] < 0.5, f"the server spins while it waits: {server[0]}"
+print(f"ok: all {len(train)} train records name worker rank 1 the slowest; "
+      f"the waiting server used {server[0]['cpu_fraction']:.0%} of a core")
 PYEOF
 [ "$(grep -c "warning: rank 1 is a straggler: over steps 1-10" "$WORK/slow.txt")" = 1 ] ||
   fail "expected one straggler warning for rank 1"

@@ -74,6 +74,30 @@ Straggler findStraggler(const std::vector<double>& workMs) {
   return slowest;
 }
 
+std::optional<SlowLink> findSlowLink(const std::vector<LinkWaits>& waits) {
+  const auto ranks = static_cast<int>(waits.size());
+  std::vector<SlowLink> links;
+  for (int r = 0; r < ranks; ++r) {
+    const int to = waits[r].sendPeer;
+    if (to < 0 || to >= ranks || to == r) continue;
+    const double received = waits[to].recvPeer == r ? waits[to].recvWait : 0.0;
+    links.push_back({r, to, std::min(waits[r].sendWait, received), 0});
+  }
+  if (links.size() < 2) return std::nullopt;
+  const auto slowest = std::max_element(
+      links.begin(), links.end(), [](const auto& a, const auto& b) { return a.waitMs < b.waitMs; });
+  SlowLink result = *slowest;
+  std::vector<double> others;
+  for (const auto& link : links) {
+    if (&link != &*slowest) others.push_back(link.waitMs);
+  }
+  std::sort(others.begin(), others.end());
+  const size_t mid = others.size() / 2;
+  result.othersMedianMs =
+      others.size() % 2 == 1 ? others[mid] : 0.5 * (others[mid - 1] + others[mid]);
+  return result;
+}
+
 std::string formatDuration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--:--";
   const auto total = static_cast<int64_t>(seconds + 0.5);

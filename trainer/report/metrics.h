@@ -2,12 +2,16 @@
 // reports, benchmarks and users' scripts) and the human-facing progress line.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "collectives/link_waits.h"
 
 namespace ringtrain {
 
@@ -53,6 +57,22 @@ struct Straggler {
 // `workMs[r]` is rank r's step time minus its sync wait; needs two ranks or more. A tie goes
 // to the lowest rank.
 Straggler findStraggler(const std::vector<double>& workMs);
+
+// The ring link that paces the ring. Every rank of a ring ends up waiting at the speed of
+// its slowest link, mostly for data from its left neighbour; but only that link's sender
+// also waits for its own sends to drain, while its receiver waits for their data. A link's
+// wait is the smaller of those two, and the slowest link is the one whose wait is largest.
+struct SlowLink {
+  int from = -1;              // the sending rank
+  int to = -1;                // the receiving rank
+  double waitMs = 0;          // min(from's send wait, to's receive wait), ms per step
+  double othersMedianMs = 0;  // the same for the ring's other links
+  double ratio() const { return waitMs / std::max(othersMedianMs, 1e-3); }
+};
+
+// `waits[r]`: rank r's waits on its ring neighbours over an interval, here in ms per step
+// (peers are indices into `waits`). Empty when fewer than two links ran.
+std::optional<SlowLink> findSlowLink(const std::vector<LinkWaits>& waits);
 
 // Appends records to <runDir>/metrics.jsonl; flushes each line so a killed run keeps them.
 // Train and eval records carry "time_s": seconds since this writer was created (the start

@@ -1,20 +1,15 @@
 #include "trainer/sync/stop_agreement.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace ringtrain {
 
 StopAgreement::StopAgreement(Communicator& replicas, std::chrono::milliseconds timeout)
     : replicas_(replicas), timeout_(timeout) {}
 
-StopAgreement::~StopAgreement() {
-  if (!pending_) return;
-  try {
-    pending_->wait(timeout_);
-  } catch (const std::exception&) {
-    // The run is already ending with an error of its own.
-  }
-}
-
 std::string StopAgreement::afterStep(int64_t step, bool term, bool usr1) {
+  if (++stepsSincePost_ < stepsBetweenChecks_) return "";
   if (pending_) {
     pending_->wait(timeout_);
     pending_.reset();
@@ -23,8 +18,21 @@ std::string StopAgreement::afterStep(int64_t step, bool term, bool usr1) {
     if (anyTerm || anyUsr1) {
       return anyTerm && anyUsr1 ? "SIGTERM and SIGUSR1" : anyTerm ? "SIGTERM" : "SIGUSR1";
     }
+    // The replicas' mean seconds per step over the last period sets the next one. Growing
+    // at most 4x per check keeps a slow first step (warm-up) from mattering much.
+    const double secondsPerStep =
+        flags_[2].item<double>() * 1e-6 / replicas_.size() / static_cast<double>(stepsSincePost_);
+    const double wanted = kCheckPeriodSeconds / std::max(secondsPerStep, 1e-9);
+    stepsBetweenChecks_ = std::clamp<int64_t>(
+        static_cast<int64_t>(wanted), 1, std::min(kMaxStepsBetweenChecks, 4 * stepsBetweenChecks_));
   }
-  flags_ = torch::tensor({term ? 1.0 : 0.0, usr1 ? 1.0 : 0.0}, torch::kFloat64);
+  const auto now = Clock::now();
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(now - lastPost_).count();
+  lastPost_ = now;
+  stepsSincePost_ = 0;
+  flags_ = torch::tensor({term ? 1.0 : 0.0, usr1 ? 1.0 : 0.0, static_cast<double>(micros)},
+                         torch::kFloat64);
   pending_ = replicas_.allreduce(flags_, "stop signals, step " + std::to_string(step));
   return "";
 }

@@ -1,9 +1,14 @@
 // The replicas agree to stop for a scheduler's signal (trainer/host/stop_signals.h) at the
 // same step: a rank that got SIGTERM cannot simply leave, or the others would wait for it in
-// the next collective until their deadline. After each step every replica posts which
-// signals it has seen in a small all-reduce and reads the sum posted at the step before, so
-// the all-reduce runs during a step rather than adding a wait to one; every replica reads the
-// same sums at the same step and stops there.
+// the next collective until their deadline.
+//
+// Every few steps (a "check step") each replica posts, in a small asynchronous all-reduce,
+// which signals it has seen and how long its steps since the last post took; at the next
+// check step it reads the sums. Every replica reads the same sums at the same step, so all
+// stop there. The sums also set the number of steps to the next check, the same on every
+// replica, so that checks come about every kCheckPeriod whatever a step costs: one tiny
+// collective per step measurably slowed small models (bench/RESULTS.md, fashion_mlp), while
+// a scheduler's grace period (SLURM's KillWait, 30 s by default) is far longer than a period.
 #pragma once
 
 #include <chrono>
@@ -15,21 +20,32 @@ namespace ringtrain {
 
 class StopAgreement {
  public:
-  StopAgreement(Communicator& replicas, std::chrono::milliseconds timeout);
-  ~StopAgreement();  // waits for the last all-reduce, which still uses flags_
-  StopAgreement(const StopAgreement&) = delete;
-  StopAgreement& operator=(const StopAgreement&) = delete;
+  // About this long between check steps, once the step time is known.
+  static constexpr double kCheckPeriodSeconds = 0.2;
+  static constexpr int64_t kMaxStepsBetweenChecks = 1024;
 
-  // After step `step`, with this rank's signals so far. Returns "" to go on, or the signals
-  // some replica had seen by the step before ("SIGTERM", "SIGUSR1" or "SIGTERM and SIGUSR1").
-  // Collective over the replicas, called after every step.
+  StopAgreement(Communicator& replicas, std::chrono::milliseconds timeout);
+
+  // After every step, with this rank's signals so far. Returns "" to go on, or the signals
+  // some replica had seen by the check step before ("SIGTERM", "SIGUSR1" or "SIGTERM and
+  // SIGUSR1"). Collective over the replicas: all must call it after the same steps.
   std::string afterStep(int64_t step, bool term, bool usr1);
 
+  // Steps from one check to the next; the same on every replica.
+  int64_t stepsBetweenChecks() const { return stepsBetweenChecks_; }
+
  private:
+  using Clock = std::chrono::steady_clock;
+
   Communicator& replicas_;
   std::chrono::milliseconds timeout_;
-  torch::Tensor flags_;  // [SIGTERM seen, SIGUSR1 seen], summed over the replicas
-  WorkPtr pending_;
+  // [SIGTERM seen, SIGUSR1 seen, microseconds since the last post], summed over the replicas.
+  // Whole numbers in float64, so the sums are exact in any summation order.
+  torch::Tensor flags_;
+  WorkPtr pending_;  // holds its own reference to flags_, so it may outlive this object
+  int64_t stepsBetweenChecks_ = 1;
+  int64_t stepsSincePost_ = 0;
+  Clock::time_point lastPost_ = Clock::now();
 };
 
 }  // namespace ringtrain
