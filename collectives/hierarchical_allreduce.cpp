@@ -43,6 +43,9 @@ void hierarchicalAllreduce(SharedWindow& window, std::int64_t offset, std::int64
   const std::int64_t first = offset + chunk.offset * elem;
   unsigned char* mine = window.part(window.rank()) + first;
   RingOptions options;
+  int nodes = 1;
+  MPI_Comm_size(across, &nodes);  // `across` joins the nodes: each link crosses hosts
+  if (nodes == 2) options.segmentBytes = kSegmentBytesTwoHostRing;
   options.progress = progress;
   options.workspace = &workspace;
   options.rankNames = rankNames;

@@ -215,6 +215,7 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
         [this, keep, count, dtype, scale] {
           if (scale != 1.0) scaleInPlace(keep.data_ptr(), count, dtype, scale);
           RingOptions options;
+          if (!hostOfRank_.empty() && size() == 2) options.segmentBytes = kSegmentBytesTwoHostRing;
           options.progress = &progress_;
           options.workspace = &workspace_;
           ringAllreduce(keep.data_ptr(), count, dtype, comm_.get(), options);

@@ -62,9 +62,20 @@ class RingWorkspace {
   std::vector<std::int64_t> units_;
 };
 
+// Segments of a ring between hosts. Over TCP, Open MPI sends a message above its eager limit
+// (btl_tcp_eager_limit, 64 KiB) only after the receiver's go-ahead. In a ring of two the
+// left and right neighbour are one host, so that go-ahead queues behind the megabytes the
+// peer is sending here on the same connection: the 2-host ring ran at 0.58x a 1 Gbit/s
+// link with 256 KiB segments and at 0.96x with 32 KiB ones, which go eagerly
+// (bench/RESULTS.md, "Across hosts"). In a longer ring the go-ahead travels a connection
+// that carries nothing else, so the default segments stay: their sends wait on a slow
+// link, which is how the straggler report names it (eager sends complete at once).
+constexpr std::int64_t kSegmentBytesTwoHostRing = 32 * 1024;
+
 struct RingOptions {
   // Bytes of a segment (the unit in flight at once); rounded down to whole elements.
-  // 256 KiB keeps the receive slots resident in a core's L2 cache.
+  // 256 KiB keeps the receive slots resident in a core's L2 cache; a ring of two hosts
+  // uses kSegmentBytesTwoHostRing.
   std::int64_t segmentBytes = 256 * 1024;
   // Receive slots (segments received ahead of the reduction); at least 2 (double buffering).
   int slots = 3;

@@ -150,6 +150,7 @@ class Trainer {
   int warnedStraggler_ = -1;             // the straggler warned of and still slow, or -1
   int warnedLinkFrom_ = -1;              // the sender of the slow link warned of, or -1
   LinkWaits linkWaitsLogged_;            // replicas().linkWaits() at the last log interval
+  bool linkWaitsWarmedUp_ = false;       // false in a run's first log interval
   std::vector<std::string> hostOfRank_;  // every rank's host, servers too
   int64_t checkpointedStep_ = -1;        // the step of the last checkpoint this run wrote
   std::string stoppedBy_;                // the signal(s) the run stopped for, or ""

@@ -68,7 +68,12 @@ void Trainer::logInterval(int64_t steps, double loss, const StepPhases& phases, 
     if (const auto link = findSlowLink(linkMs)) {
       extra.emplace_back("slowest_link_rank", link->from);
       extra.emplace_back("slowest_link_wait_ms", link->waitMs);
-      warnOfSlowLink(*link, steps, totals[kSeconds].item<double>() * msPerStep);
+      // Not from the first interval: Open MPI opens its TCP connections at a link's first
+      // message, and that wait says nothing of the link's speed.
+      if (linkWaitsWarmedUp_) {
+        warnOfSlowLink(*link, steps, totals[kSeconds].item<double>() * msPerStep);
+      }
+      linkWaitsWarmedUp_ = true;
     }
   }
   if (replicas().rank() != 0) return;

@@ -54,7 +54,8 @@ struct Args {
   int repeats = 20;
   std::vector<std::string> impls = {"ring", "shm", "mpi", "gloo"};  // hier: on request
   RingOptions ring;
-  bool help = false;  // --help: print the usage and run nothing
+  bool segmentBytesGiven = false;  // else the ring's segments are ringtrain's choice
+  bool help = false;               // --help: print the usage and run nothing
 };
 
 constexpr const char* kUsage =
@@ -76,7 +77,11 @@ Args parseArgs(int argc, char** argv) {
       {"--max-bytes", [&](const std::string& v) { args.maxBytes = std::stoll(v); }},
       {"--repeats", [&](const std::string& v) { args.repeats = std::max(1, std::stoi(v)); }},
       {"--impls", [&](const std::string& v) { args.impls = splitCommas(v); }},
-      {"--segment-bytes", [&](const std::string& v) { args.ring.segmentBytes = std::stoll(v); }},
+      {"--segment-bytes",
+       [&](const std::string& v) {
+         args.ring.segmentBytes = std::stoll(v);
+         args.segmentBytesGiven = true;
+       }},
       {"--slots", [&](const std::string& v) { args.ring.slots = std::stoi(v); }},
   };
   for (int i = 1; i < argc; ++i) {
@@ -132,10 +137,15 @@ class GlooGroup {
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
     group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, comm.rank(), comm.size(), options);
     rank_ = comm.rank();
+    comm_ = comm.get();
   }
   ~GlooGroup() {
     group_.reset();
-    if (rank_ == 0) std::filesystem::remove_all(dir_);
+    // Every rank's FileStore (which deletes its file as the last one leaves) must be gone
+    // before rank 0 removes the directory; what is left to remove then may be nothing.
+    MPI_Barrier(comm_);
+    std::error_code ignored;
+    if (rank_ == 0) std::filesystem::remove_all(dir_, ignored);
   }
   void allreduce(float* data, std::int64_t count) {
     std::vector<at::Tensor> tensors{at::from_blob(data, {count}, at::kFloat)};
@@ -145,6 +155,7 @@ class GlooGroup {
  private:
   std::string dir_;
   int rank_ = 0;
+  MPI_Comm comm_ = MPI_COMM_NULL;  // borrowed from the MpiComm, which outlives this group
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
 };
 #endif
@@ -170,6 +181,9 @@ int repeatsFor(std::int64_t bytes, int repeats) {
 class Bench {
  public:
   Bench(const Args& args, const MpiComm& comm) : args_(args), comm_(comm) {
+    const auto hosts = hostNamesOf(comm_.get());
+    spansHosts_ = std::any_of(hosts.begin(), hosts.end(),
+                              [&](const std::string& h) { return h != hosts.front(); });
     for (const auto& impl : args_.impls) {
       if (impl == "gloo") {
 #ifdef RINGTRAIN_BENCH_GLOO
@@ -243,6 +257,10 @@ class Bench {
                             count, RingDtype::Float32, across_.get(), workspace_);
     } else if (impl == "ring") {
       RingOptions options = args_.ring;
+      // As ringtrain's communicator picks it, unless --segment-bytes says otherwise.
+      if (!args_.segmentBytesGiven && spansHosts_ && comm_.size() == 2) {
+        options.segmentBytes = kSegmentBytesTwoHostRing;
+      }
       options.workspace = &workspace_;
       ringAllreduce(data, count, RingDtype::Float32, comm_.get(), options);
     } else if (impl == "mpi") {
@@ -340,6 +358,7 @@ class Bench {
  private:
   const Args& args_;
   const MpiComm& comm_;
+  bool spansHosts_ = false;  // the ranks are on several hosts (host names, as ringtrain sees)
   std::vector<std::string> impls_;
   RingWorkspace workspace_;
   MpiComm node_{MPI_COMM_SELF};           // the node's ranks, for shm and hier
