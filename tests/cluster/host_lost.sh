@@ -45,7 +45,12 @@ set -e
 # was unable to reliably start one or more daemons"): the supervisor names it, with its
 # ranks, when one does, and must never blame a host that is alive.
 ! grep -q "lost contact with host rt-h1" "$WORK/run.out" || fail "the supervisor blamed rt-h1"
-if grep -q "lost contact with host" "$WORK/run.out"; then
+# It named it in 9 of 9 runs here; the one message that names no host is allowed, no other.
+if ! grep -q "lost contact with host" "$WORK/run.out"; then
+  grep -q "unable to reliably start one or more daemons" "$WORK/run.out" ||
+    { cat "$WORK/run.out" >&2; fail "the supervisor did not name the lost host rt-h2"; }
+  echo "note: Open MPI named no host this time (\"unable to reliably start\")"
+else
   expect_line "$WORK/run.out" "^ringtrain-run: the job lost contact with host rt-h2 \(rank\(s\) 2, 3\)$"
 fi
 ! grep -q "frame #" "$WORK/run.out" || fail "a stack trace was printed"
