@@ -7,7 +7,8 @@ hosts, shapes their links and passes --launcher (mpirun on rt-h1 with the hosts'
 Per repeat and model it runs, alternating the order: ringtrain as configured (overlap on),
 ringtrain with distributed.overlap=false (its sync_wait_ms is then the whole all-reduce, the
 quantity the model predicts), ringtrain with distributed.compression=bf16, and DDP
-(bench/train_vs_ddp/ddp_train.py, MASTER_ADDR rt-h1). The runs themselves are
+(bench/train_vs_ddp/ddp_train.py, MASTER_ADDR rt-h1; gpt's twin is
+examples/python/gpt_model.py). The runs themselves are
 bench/train_vs_ddp/run.py's: the same commands, steps, warm-up and timing.
 
 The alpha-beta model of the ring all-reduce of S bytes over n ranks (docs/algorithms.md):
@@ -35,14 +36,15 @@ FIRST_BUCKET_BYTES = 1 << 20
 
 
 def gradient_bytes(model, data_dir):
-    """float32 bytes of the model's gradients: from the torch twins (fashion) or the gpt
-    config's sizes."""
+    """float32 bytes of the model's gradients, from its torch twin."""
     if model == "gpt":
-        d, layers, vocab, block = 96, 2, 256, 64  # configs/lm_fortunes.yaml
-        per_layer = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d)
-        return 4 * (vocab * d + block * d + layers * per_layer + 2 * d)  # lm_head tied to wte
-    from fashion_models import MODELS
-    return 4 * sum(p.numel() for p in MODELS[model]().parameters())
+        from gpt_model import GPT
+        import ddp_train  # bench/train_vs_ddp/ddp_train.py: configs/lm_fortunes.yaml's sizes
+        net = GPT(**ddp_train.GPT_OPTIONS)
+    else:
+        from fashion_models import MODELS
+        net = MODELS[model]()
+    return 4 * sum(p.numel() for p in net.parameters())
 
 
 def bucket_count(size):
@@ -80,17 +82,18 @@ def main():
     env = bench.environment("openblas")
     models = args.models.split(",")
     # gpt: batch 64 like the others (run.py counts 64 samples per rank and step), the data
-    # prepared by the caller; DDP has no gpt twin, so gpt runs ringtrain only.
+    # prepared by the caller; its DDP twin is examples/python/gpt_model.py.
     extra = {m: [] for m in models}
     if "gpt" in models:
         extra["gpt"] = [f"data.dir={args.gpt_data}", "data.batch_size=64", "train.epochs=1"]
+        bench.DDP_ARGS["gpt"] = ["--token-dir", args.gpt_data]
     variants = [("ringtrain", []), ("no-overlap", ["distributed.overlap=false"]),
                 ("bf16", ["distributed.compression=bf16"])]
     sps = {}  # (impl, model) -> [samples/s]
     phases = {}  # (impl, model) -> [phases]
     for rep in range(args.repeats):
         for model in models:
-            impls = [v for v, _ in variants] + ([] if model == "gpt" else ["ddp"])
+            impls = [v for v, _ in variants] + ["ddp"]
             for impl in impls if rep % 2 == 0 else list(reversed(impls)):
                 if impl == "ddp":
                     value = bench.run_ddp(args, model, 2, env, rep)
@@ -120,7 +123,7 @@ def main():
         if ddp:
             mark += " ok" if med["ringtrain"] / ddp >= TARGET_RATIO else " MISS"
         mark += " model-ok" if abs(err) <= MODEL_ERROR else " model-MISS"
-        ddp_cell = f"{ddp:9.0f}" if ddp else f"{'-':>9}"  # the gpt config has no DDP twin
+        ddp_cell = f"{ddp:9.0f}" if ddp else f"{'-':>9}"
         print(f"{model:<12}{med['ringtrain']:10.0f}{med['no-overlap']:9.0f}{med['bf16']:9.0f}"
               f"{ddp_cell}{ratio}{med['bf16'] / med['ringtrain']:8.2f}{step_ms:9.2f}"
               f"{sync_ms:9.2f}{model_ms:9.2f}{err:7.0%}{mark}")

@@ -45,71 +45,29 @@ assert printable >= 0.95 * len(text), f"{printable} of {len(text)} bytes printab
 assert text.count(b" ") >= 5, "no word breaks in the sample"
 PYEOF
 
-# Interop: the exported weights load into nanoGPT's torch.nn GPT (same parameter names, the
-# tied lm_head added back), and under PyTorch every token of our greedy sample is the most
-# likely one (up to float rounding between the two implementations).
+# Interop: the exported weights load strictly into the torch.nn twin of models/gpt.cpp
+# (examples/python/gpt_model.py, nanoGPT's layout and parameter names, lm_head tied to wte),
+# and under PyTorch every token of our greedy sample is the most likely one (up to float
+# rounding between the two implementations).
 "$RINGTRAIN_BIN" sample --checkpoint "$WORK/run" --prompt "The " --tokens 40 --top-k 1 \
   > "$WORK/greedy.txt"
 "$RINGTRAIN_BIN" export --checkpoint "$WORK/run" --format safetensors --out "$WORK/gpt.safetensors"
-$PY - "$WORK/gpt.safetensors" "$WORK/greedy.txt" <<'PYEOF' || fail "the export does not match nanoGPT"
-import json, math, re, struct, sys
-import torch, torch.nn as nn, torch.nn.functional as F
+PYTHONPATH="$RINGTRAIN_SOURCE_DIR/examples/python" \
+$PY - "$WORK/gpt.safetensors" "$WORK/greedy.txt" <<'PYEOF' || fail "the export does not match the torch.nn GPT"
+import re, sys
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from gpt_model import GPT
 
-raw = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", raw[:8])[0]
-header = json.loads(raw[8:8 + n])
-sd = {}
-for name, info in header.items():
-    if name == "__metadata__":
-        continue
-    assert info["dtype"] == "F32", info
-    b, e = info["data_offsets"]
-    sd[name] = torch.frombuffer(bytearray(raw[8 + n + b:8 + n + e]), dtype=torch.float32).reshape(info["shape"])
-
-# nanoGPT's model.py (Karpathy), trimmed to inference.
-class CausalSelfAttention(nn.Module):
-    def __init__(s, C, H):
-        super().__init__()
-        s.c_attn, s.c_proj, s.n_head = nn.Linear(C, 3 * C), nn.Linear(C, C), H
-    def forward(s, x):
-        B, T, C = x.size()
-        q, k, v = s.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, s.n_head, C // s.n_head).transpose(1, 2) for t in (q, k, v))
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        att = att.masked_fill(torch.ones(T, T).tril() == 0, float("-inf")).softmax(-1)
-        return s.c_proj((att @ v).transpose(1, 2).contiguous().view(B, T, C))
-class MLP(nn.Module):
-    def __init__(s, C):
-        super().__init__()
-        s.c_fc, s.c_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-    def forward(s, x):
-        return s.c_proj(F.gelu(s.c_fc(x)))
-class Block(nn.Module):
-    def __init__(s, C, H):
-        super().__init__()
-        s.ln_1, s.attn, s.ln_2, s.mlp = nn.LayerNorm(C), CausalSelfAttention(C, H), nn.LayerNorm(C), MLP(C)
-    def forward(s, x):
-        x = x + s.attn(s.ln_1(x))
-        return x + s.mlp(s.ln_2(x))
-class GPT(nn.Module):
-    def __init__(s, V, T, C, L, H):
-        super().__init__()
-        s.transformer = nn.ModuleDict(dict(wte=nn.Embedding(V, C), wpe=nn.Embedding(T, C),
-            h=nn.ModuleList([Block(C, H) for _ in range(L)]), ln_f=nn.LayerNorm(C)))
-        s.lm_head = nn.Linear(C, V, bias=False)
-        s.transformer.wte.weight = s.lm_head.weight
-    def forward(s, idx):
-        x = s.transformer.wte(idx) + s.transformer.wpe(torch.arange(idx.size(1)))
-        for block in s.transformer.h:
-            x = block(x)
-        return s.lm_head(s.transformer.ln_f(x))
-
+sd = load_file(sys.argv[1])
+with safe_open(sys.argv[1], framework="pt") as f:
+    config = f.metadata().get("config", "")
+option = lambda key: int(re.search(rf"{key}:\s*(\d+)", config).group(1))
 V, T = sd["transformer.wte.weight"].shape[0], sd["transformer.wpe.weight"].shape[0]
-C = sd["transformer.wte.weight"].shape[1]
 L = len({k.split(".")[2] for k in sd if k.startswith("transformer.h.")})
-H = int(re.search(r"n_head:\s*(\d+)", header.get("__metadata__", {}).get("config", "n_head: 4")).group(1))
-model = GPT(V, T, C, L, H).eval()
-sd["lm_head.weight"] = sd["transformer.wte.weight"]
+model = GPT(n_layer=L, n_head=option("n_head"), n_embd=sd["transformer.wte.weight"].shape[1],
+            block_size=T, vocab_size=V).eval()
 model.load_state_dict(sd, strict=True)
 
 text = open(sys.argv[2], "rb").read()[:-1]
@@ -119,6 +77,6 @@ with torch.no_grad():
         logits = model(tokens[max(0, i - T):i].unsqueeze(0))[0, -1]
         chosen = logits[tokens[i]].item()
         assert chosen >= logits.max().item() - 1e-3, f"position {i}: {chosen} < {logits.max().item()}"
-print(f"nanoGPT interop OK: {len(tokens) - 4} greedy tokens agree")
+print(f"torch.nn GPT interop OK: {len(tokens) - 4} greedy tokens agree")
 PYEOF
 echo "PASS"
