@@ -85,7 +85,43 @@ std::pair<int64_t, int64_t> evalRange(int64_t n, int rank, int worldSize) {
 
 ShardSampler::ShardSampler(int64_t datasetSize, int64_t perRankBatch, int rank, int worldSize,
                            uint64_t seed, bool shuffle)
+    : ShardSampler(datasetSize, perRankBatch * worldSize, perRankBatch * rank, perRankBatch, rank,
+                   worldSize, seed, shuffle) {
+  if (perRankBatch < 1) {
+    throw ConfigError("data.batch_size must be >= 1, got " + std::to_string(perRankBatch),
+                      "set data.batch_size to a positive number of samples per rank", rank);
+  }
+  checkFits();
+}
+
+ShardSampler ShardSampler::withGlobalBatch(int64_t datasetSize, int64_t globalBatch, int rank,
+                                           int worldSize, uint64_t seed, bool shuffle) {
+  if (worldSize < 1 || rank < 0 || rank >= worldSize) {
+    throw ConfigError("ShardSampler: rank " + std::to_string(rank) + " is not in a world of " +
+                      std::to_string(worldSize) + " ranks");
+  }
+  if (globalBatch < worldSize) {
+    throw ConfigError("the global batch of " + std::to_string(globalBatch) +
+                          " samples cannot be split across " + std::to_string(worldSize) +
+                          " ranks: every rank needs at least one sample per step",
+                      "run on at most " + std::to_string(globalBatch) +
+                          " ranks, or resume from a checkpoint at an epoch's end with a larger "
+                          "data.batch_size",
+                      rank);
+  }
+  const auto [begin, end] = evalRange(globalBatch, rank, worldSize);
+  ShardSampler sampler(datasetSize, globalBatch, begin, end - begin, rank, worldSize, seed,
+                       shuffle);
+  sampler.checkFits();
+  return sampler;
+}
+
+ShardSampler::ShardSampler(int64_t datasetSize, int64_t globalBatch, int64_t rankBegin,
+                           int64_t perRankBatch, int rank, int worldSize, uint64_t seed,
+                           bool shuffle)
     : datasetSize_(datasetSize),
+      globalBatch_(globalBatch),
+      rankBegin_(rankBegin),
       perRankBatch_(perRankBatch),
       rank_(rank),
       worldSize_(worldSize),
@@ -96,19 +132,23 @@ ShardSampler::ShardSampler(int64_t datasetSize, int64_t perRankBatch, int rank, 
     throw ConfigError("ShardSampler: rank " + std::to_string(rank) + " is not in a world of " +
                       std::to_string(worldSize) + " ranks");
   }
-  if (perRankBatch < 1) {
-    throw ConfigError("data.batch_size must be >= 1, got " + std::to_string(perRankBatch),
-                      "set data.batch_size to a positive number of samples per rank", rank);
-  }
+}
+
+void ShardSampler::checkFits() const {
+  const int rank = rank_;
+  const int worldSize = worldSize_;
+  const int64_t datasetSize = datasetSize_;
   if (datasetSize < 1) {
     throw DataError("the dataset is empty: nothing to train on", "check data.dir and data.name",
                     rank);
   }
   if (datasetSize < globalBatch()) {
+    const bool even = perRankBatch_ * worldSize == globalBatch();
     throw ConfigError("the global batch (" + std::to_string(worldSize) +
-                          " ranks x data.batch_size " + std::to_string(perRankBatch) + " = " +
-                          std::to_string(globalBatch()) + " samples) is larger than the dataset (" +
-                          std::to_string(datasetSize) +
+                          (even ? " ranks x data.batch_size " + std::to_string(perRankBatch_)
+                                : " ranks sharing") +
+                          " = " + std::to_string(globalBatch()) +
+                          " samples) is larger than the dataset (" + std::to_string(datasetSize) +
                           " samples): not one training step fits in an epoch",
                       datasetSize >= worldSize
                           ? "lower data.batch_size to at most " +
@@ -137,7 +177,7 @@ std::vector<int64_t> ShardSampler::indices(int64_t epoch, int64_t step) const {
                     {}, rank_);
   }
   const auto perm = permutation(epoch);
-  const auto begin = perm->begin() + step * globalBatch() + rank_ * perRankBatch_;
+  const auto begin = perm->begin() + step * globalBatch() + rankBegin_;
   return std::vector<int64_t>(begin, begin + perRankBatch_);
 }
 

@@ -19,6 +19,11 @@
 //   consumes the k-th contiguous run of G positions of P_e; rank r takes positions
 //   [k*G + r*B, k*G + (r+1)*B). Ranks are therefore disjoint, and the set a step covers
 //   depends only on G, not on how it is split across ranks.
+// * Elastic resume keeps G while the world size changes to W' (withGlobalBatch): step k
+//   still consumes positions [k*G, (k+1)*G) of P_e, split into W' contiguous near-equal
+//   parts as evalRange splits [0, G): the first G mod W' ranks take one sample more. The
+//   trainer weights each rank's gradient by its share (b_r * W' / G), so the average over
+//   ranks is the mean over the G samples, as it was at W ranks.
 // * stepsPerEpoch = floor(N / G). The last N mod G positions of P_e are DROPPED for that
 //   epoch, so every step has a full, equal batch on every rank (uneven batches would skew
 //   the gradient average and need a different collective size). Because P_e changes each
@@ -52,10 +57,20 @@ class ShardSampler {
   // perRankBatch.
   ShardSampler(int64_t datasetSize, int64_t perRankBatch, int rank, int worldSize, uint64_t seed,
                bool shuffle);
+  // `globalBatch` samples per step split across `worldSize` ranks as described above (an
+  // even split when worldSize divides it). Throws ConfigError when globalBatch < worldSize.
+  static ShardSampler withGlobalBatch(int64_t datasetSize, int64_t globalBatch, int rank,
+                                      int worldSize, uint64_t seed, bool shuffle);
 
   int64_t datasetSize() const { return datasetSize_; }
+  // This rank's samples per step (they differ by one between ranks when the split is uneven).
   int64_t perRankBatch() const { return perRankBatch_; }
-  int64_t globalBatch() const { return perRankBatch_ * worldSize_; }
+  int64_t globalBatch() const { return globalBatch_; }
+  // This rank's share of a step's samples: perRankBatch * worldSize / globalBatch (1 when
+  // the split is even), the weight of its gradient in the average.
+  double gradientWeight() const {
+    return static_cast<double>(perRankBatch_) * worldSize_ / static_cast<double>(globalBatch_);
+  }
   int rank() const { return rank_; }
   int worldSize() const { return worldSize_; }
   uint64_t seed() const { return seed_; }
@@ -71,6 +86,9 @@ class ShardSampler {
   std::shared_ptr<const std::vector<int64_t>> permutation(int64_t epoch) const;
 
  private:
+  // Throws when the dataset is empty or smaller than one step.
+  void checkFits() const;
+
   // The last epoch's permutation: a step-by-step caller asks for the same epoch
   // stepsPerEpoch times in a row. Shared between copies (the content depends only on
   // (seed, epoch, size, shuffle), which copies share too).
@@ -80,7 +98,12 @@ class ShardSampler {
     std::shared_ptr<const std::vector<int64_t>> permutation;
   };
 
+  ShardSampler(int64_t datasetSize, int64_t globalBatch, int64_t rankBegin, int64_t perRankBatch,
+               int rank, int worldSize, uint64_t seed, bool shuffle);
+
   int64_t datasetSize_;
+  int64_t globalBatch_;
+  int64_t rankBegin_;  // this rank's first position within a step's globalBatch
   int64_t perRankBatch_;
   int rank_;
   int worldSize_;

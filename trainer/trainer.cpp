@@ -147,10 +147,15 @@ void Trainer::setUp() {
   state_.configHash = stableHash(cfg_.toYaml());
   // Every rank's host (servers too), for the start-up output and the run dir's `hosts`.
   hostOfRank_ = hostOfEveryRank(comm_, startupTimeout(timeout_));
-  if (isParameterServer()) return;
+  if (isParameterServer()) {
+    chooseResume();
+    return;
+  }
 
   replicas_ = cluster_ ? &cluster_->workers() : &comm_;
   progress_ = std::make_unique<ProgressPrinter>(stdout);
+  chooseResume();
+  state_.microBatchSamples = microBatchSamples_;
   checkpoints_ = std::make_unique<CheckpointStore>(runDir_);
   if (replicas().rank() == 0) {
     std::error_code ec;
@@ -170,8 +175,7 @@ void Trainer::setUp() {
   // (Under ps the servers keep the optimizer state; the replicas' optimizer is never stepped
   // and is saved empty.)
   optimizer_ = makeOptimizer(cfg_.optimizer, model_->parameters());
-  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, replicas().rank(),
-                             replicas().size(), cfg_.train.seed, cfg_.data.shuffle);
+  const ShardSampler sampler = trainSampler();
   stepsPerEpoch_ = sampler.stepsPerEpoch() / cfg_.train.grad_accumulation;
   if (stepsPerEpoch_ < 1) {
     throw ConfigError("train.grad_accumulation (" + std::to_string(cfg_.train.grad_accumulation) +
@@ -180,6 +184,13 @@ void Trainer::setUp() {
                       "lower train.grad_accumulation or data.batch_size", comm_.rank());
   }
   totalSteps_ = stepsPerEpoch_ * cfg_.train.epochs;
+  if (resumeDir_) {
+    // Steps before the resumed epoch may have had another size (data.batch_size changed
+    // at an epoch's start): the horizon is what is done plus what the epochs left take.
+    const TrainingState saved = readTrainingState(*resumeDir_);
+    totalSteps_ = saved.step - saved.stepInEpoch / cfg_.train.grad_accumulation +
+                  (cfg_.train.epochs - saved.epoch) * stepsPerEpoch_;
+  }
   if (cfg_.train.max_steps > 0) totalSteps_ = std::min(totalSteps_, cfg_.train.max_steps);
 
   if (cluster_) {
@@ -284,14 +295,23 @@ void Trainer::afterStep(LogInterval& interval, int64_t globalBatch, int64_t micr
 double Trainer::trainStep(Loader& loader, StepPhases& phases) {
   const int64_t accumulation = cfg_.train.grad_accumulation;
   double stepLoss = 0.0;
+  // Elastic resume may split a step's samples unevenly: a rank's gradient counts by its share.
+  const double weight = loader.sampler().gradientWeight();
   for (int64_t micro = 0; micro < accumulation; ++micro) {
     auto batch = timed(phases.data, [&] { return loader.next(); });
     if (!batch) throw TrainingError("data loader ended early", "", comm_.rank());
+    if (sampleLog_.is_open()) {
+      sampleLog_ << state_.epoch << ' ' << state_.stepInEpoch;
+      for (const int64_t i : loader.sampler().indices(state_.epoch, state_.stepInEpoch)) {
+        sampleLog_ << ' ' << i;
+      }
+      sampleLog_ << std::endl;  // flushed: a rank killed later keeps what it trained on
+    }
     // Only the last micro-batch's backward sends gradients (the others accumulate).
     sync_->prepareBackward(state_.step, micro + 1 == accumulation);
-    stepLoss +=
-        timed(phases.forwardBackward, [&] { return forwardBackward(*batch, 1.0 / accumulation); }) /
-        accumulation;
+    stepLoss += timed(phases.forwardBackward,
+                      [&] { return forwardBackward(*batch, weight / accumulation); }) /
+                accumulation;
     ++state_.stepInEpoch;
   }
   if (!std::isfinite(stepLoss) && cfg_.train.on_nonfinite == "abort") {
@@ -323,8 +343,7 @@ TrainSummary Trainer::finish(double wallSeconds, int64_t stepsRun, int64_t globa
                              const EvalResult& lastEval) {
   RunReport report;
   report.steps = state_.step;
-  report.samples =
-      static_cast<double>(stepsRun * cfg_.data.batch_size * cfg_.train.grad_accumulation);
+  report.samples = static_cast<double>(stepsRun * globalBatch) / replicas().size();
   report.wallSeconds = wallSeconds;
   report.samplesPerSecond = stepsRun * globalBatch / std::max(wallSeconds, 1e-9);
   sync_->finishRun(report);
@@ -373,23 +392,28 @@ TrainSummary Trainer::run() {
   // A scheduler's SIGTERM or SIGUSR1 from here on ends the run at a checkpoint (servers too
   // keep running until the workers have saved theirs).
   const StopSignals signals;
-  // Before the roles split: servers load the partitions of the step the replicas resume at.
-  const auto resumeDir = withTimeoutContext("choosing the checkpoint to resume from", [&] {
-    return agreeOnResume(
-        comm_, runDir_, options_.resume, [this](const std::string& m) { log(m); },
-        startupTimeout(timeout_));
-  });
-  if (resumeDir) refuseUnfitCheckpoint(*resumeDir);
+  // (The checkpoint was chosen in setUp(): the steps per epoch depend on it.)
+  const auto& resumeDir = resumeDir_;
   if (isParameterServer()) return serve(resumeDir);
   if (resumeDir) resumeFrom(*resumeDir);
   if (!options_.resume.empty()) rollBackMetrics();
   sync_->start(state_.step, resumeDir.has_value());
 
-  const ShardSampler sampler(trainSet_->size(), cfg_.data.batch_size, replicas().rank(),
-                             replicas().size(), cfg_.train.seed, cfg_.data.shuffle);
+  const ShardSampler sampler = trainSampler();
   const int64_t microStepsPerEpoch = stepsPerEpoch_ * cfg_.train.grad_accumulation;
-  const int64_t globalBatch =
-      cfg_.data.batch_size * replicas().size() * cfg_.train.grad_accumulation;
+  const int64_t globalBatch = microBatchSamples_ * cfg_.train.grad_accumulation;
+  if (!cfg_.train.sample_log.empty()) {
+    std::error_code ec;
+    fs::create_directories(cfg_.train.sample_log, ec);
+    const auto path =
+        fs::path(cfg_.train.sample_log) / ("rank-" + std::to_string(replicas().rank()) + ".txt");
+    sampleLog_.open(path, std::ios::app);
+    if (!sampleLog_) {
+      throw ConfigError("cannot open train.sample_log file " + path.string(),
+                        "give train.sample_log a writable directory, or leave it empty",
+                        comm_.rank());
+    }
+  }
   // Start the loader at the cursor so its first prefetched batches are the ones we need.
   Loader loader(trainSet_, sampler, cfg_.data.prefetch, {state_.epoch, state_.stepInEpoch});
   bool loaderPositioned = true;

@@ -16,12 +16,14 @@
 #pragma once
 
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "collectives/communicator.h"
 #include "data/dataset.h"
+#include "data/sharding.h"
 #include "models/model.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config/config.h"
@@ -103,6 +105,11 @@ class Trainer {
   void refuseUnfitCheckpoint(const std::string& dir);
   // Loads the checkpoint into the replica and the loop's state.
   void resumeFrom(const std::string& dir);
+  // Collective over every rank: agrees on the checkpoint to resume from (resumeDir_),
+  // refuses one that does not fit, and sets the global micro-batch (elastic resume).
+  void chooseResume();
+  // This rank's share of every step's samples.
+  ShardSampler trainSampler() const;
   // One micro-batch: forward, loss, backward of loss * lossScale; returns the loss.
   double forwardBackward(const Batch& batch, double lossScale);
   // The micro-batches of one optimizer step (forward and backward); returns the step's loss.
@@ -146,14 +153,17 @@ class Trainer {
   std::unique_ptr<CheckpointStore> checkpoints_;
   TrainingState state_;
   int64_t totalSteps_ = 0;
-  int64_t stepsPerEpoch_ = 0;            // optimizer steps
-  int warnedStraggler_ = -1;             // the straggler warned of and still slow, or -1
-  int warnedLinkFrom_ = -1;              // the sender of the slow link warned of, or -1
-  LinkWaits linkWaitsLogged_;            // replicas().linkWaits() at the last log interval
-  bool linkWaitsWarmedUp_ = false;       // false in a run's first log interval
-  std::vector<std::string> hostOfRank_;  // every rank's host, servers too
-  int64_t checkpointedStep_ = -1;        // the step of the last checkpoint this run wrote
-  std::string stoppedBy_;                // the signal(s) the run stopped for, or ""
+  int64_t stepsPerEpoch_ = 0;             // optimizer steps
+  int64_t microBatchSamples_ = 0;         // samples of one sampler step over all replicas
+  std::optional<std::string> resumeDir_;  // the checkpoint this run resumes from
+  std::ofstream sampleLog_;               // train.sample_log's file of this rank
+  int warnedStraggler_ = -1;              // the straggler warned of and still slow, or -1
+  int warnedLinkFrom_ = -1;               // the sender of the slow link warned of, or -1
+  LinkWaits linkWaitsLogged_;             // replicas().linkWaits() at the last log interval
+  bool linkWaitsWarmedUp_ = false;        // false in a run's first log interval
+  std::vector<std::string> hostOfRank_;   // every rank's host, servers too
+  int64_t checkpointedStep_ = -1;         // the step of the last checkpoint this run wrote
+  std::string stoppedBy_;                 // the signal(s) the run stopped for, or ""
   std::chrono::milliseconds timeout_;
   Objective objective_;  // train.loss / train.metric, or RunOptions::objective
 };

@@ -32,11 +32,14 @@ void Trainer::checkSameModelEverywhere(const std::string& when, std::chrono::mil
 
 void Trainer::refuseUnfitCheckpoint(const std::string& dir) {
   const TrainingState saved = readTrainingState(dir);
-  // Until resharding exists, a checkpoint only resumes into the same model on as many ranks.
+  // All-reduce replicas resume at any world size (elastic resume); the parameter-server mode
+  // partitions optimizer state and data by its roles, so it resumes only as it was.
   std::vector<std::string> differences;
-  if (saved.worldSize != comm_.size()) {
+  if (saved.worldSize != comm_.size() && cluster_) {
     differences.push_back("it was written by " + std::to_string(saved.worldSize) +
-                          " ranks, this job has " + std::to_string(comm_.size()));
+                          " ranks, this job has " + std::to_string(comm_.size()) +
+                          ", and distributed.mode: ps resumes only at the world size it was "
+                          "written with (elastic resume is for distributed.mode: allreduce)");
   }
   if (saved.modelFingerprint != state_.modelFingerprint) {
     const auto what = describeModelMismatch(dir, *model_);
@@ -48,11 +51,51 @@ void Trainer::refuseUnfitCheckpoint(const std::string& dir) {
     std::string message = "cannot resume from " + dir + ": " + differences[0];
     for (size_t i = 1; i < differences.size(); ++i) message += "; " + differences[i];
     throw CheckpointError(message,
-                          "resume with the model config and rank count (mpirun -np " +
-                              std::to_string(saved.worldSize) + (cluster_ ? ", ps.servers" : "") +
-                              ") the checkpoint was written with, or start a new run directory",
+                          cluster_ ? "resume with the model config and rank count (mpirun -np " +
+                                         std::to_string(saved.worldSize) +
+                                         ", ps.servers) the checkpoint was written with, or "
+                                         "start a new run directory"
+                                   : "resume with the model config the checkpoint was written "
+                                     "with, or start a new run directory",
                           comm_.rank());
   }
+}
+
+void Trainer::chooseResume() {
+  resumeDir_ = withTimeoutContext("choosing the checkpoint to resume from", [&] {
+    return agreeOnResume(
+        comm_, runDir_, options_.resume, [this](const std::string& m) { log(m); },
+        startupTimeout(timeout_));
+  });
+  if (resumeDir_) refuseUnfitCheckpoint(*resumeDir_);
+  if (isParameterServer()) return;
+  microBatchSamples_ = cfg_.data.batch_size * replicas().size();
+  if (!resumeDir_) return;
+  const auto batch =
+      resumedMicroBatch(*resumeDir_, cfg_.data.batch_size, replicas().size(), comm_.rank());
+  const TrainingState saved = readTrainingState(*resumeDir_);
+  const int64_t ranks = replicas().size();
+  if (batch.changed) {
+    log("data.batch_size changed at the start of epoch " + std::to_string(saved.epoch) +
+        ": the global micro-batch is now " + std::to_string(batch.microBatchSamples) +
+        " samples; optimizer.lr is as configured (scale it with the batch if you want the "
+        "linear scaling rule)");
+  } else if (batch.microBatchSamples != microBatchSamples_ || saved.worldSize != ranks) {
+    const int64_t low = batch.microBatchSamples / ranks;
+    const bool even = batch.microBatchSamples % ranks == 0;
+    log("elastic resume: written by " + std::to_string(saved.worldSize) + " ranks, resumed on " +
+        std::to_string(ranks) + "; the global micro-batch stays " +
+        std::to_string(batch.microBatchSamples) + " samples, " +
+        (even ? std::to_string(low) + " per rank"
+              : std::to_string(low) + " or " + std::to_string(low + 1) +
+                    " per rank, each rank's gradient weighted by its share"));
+  }
+  microBatchSamples_ = batch.microBatchSamples;
+}
+
+ShardSampler Trainer::trainSampler() const {
+  return ShardSampler::withGlobalBatch(trainSet_->size(), microBatchSamples_, replicas_->rank(),
+                                       replicas_->size(), cfg_.train.seed, cfg_.data.shuffle);
 }
 
 void Trainer::resumeFrom(const std::string& dir) {
@@ -70,7 +113,10 @@ void Trainer::resumeFrom(const std::string& dir) {
   loadCheckpoint(dir, *model_, optimizer_.get(), true);
   const auto fingerprint = state_.modelFingerprint;
   const auto configHash = state_.configHash;
+  const auto worldSize = state_.worldSize;
   state_ = saved;
+  state_.worldSize = worldSize;  // what the next checkpoint is written by
+  state_.microBatchSamples = microBatchSamples_;
   state_.configHash = configHash;
   state_.modelFingerprint = fingerprint;
   state_.totalSteps = totalSteps_;

@@ -137,6 +137,68 @@ TEST(ShardSampler, StepSetDependsOnGlobalBatchOnly) {
   }
 }
 
+// Elastic resume: a checkpoint of N ranks x b samples resumed on M ranks keeps G = N * b.
+// For every M in 1..8, global batches M does not divide, and a dataset whose last partial
+// batch is dropped, step k's ranks together read exactly positions [k*G, (k+1)*G) of P_e in
+// rank order (the set the N-rank run reads), disjoint, with sizes differing by at most one,
+// and weights that average to 1.
+TEST(ShardSampler, ElasticResumeKeepsEveryStepsSamplesAtAnyWorldSize) {
+  const uint64_t seed = 7;
+  for (const int64_t n : {int64_t{97}, int64_t{240}}) {
+    for (const int64_t g : {int64_t{8}, int64_t{12}, int64_t{13}, int64_t{24}}) {
+      const auto perm = epochPermutation(n, seed, 3, true);
+      for (int m = 1; m <= 8; ++m) {
+        if (g < m) continue;
+        std::set<int64_t> seen;
+        for (int64_t step = 0; step < n / g; ++step) {
+          Indices all;
+          double weights = 0.0;
+          int64_t smallest = g;
+          int64_t largest = 0;
+          for (int r = 0; r < m; ++r) {
+            const auto sampler = ShardSampler::withGlobalBatch(n, g, r, m, seed, true);
+            ASSERT_EQ(sampler.stepsPerEpoch(), n / g);
+            ASSERT_EQ(sampler.globalBatch(), g);
+            const Indices idx = sampler.indices(3, step);
+            ASSERT_EQ(static_cast<int64_t>(idx.size()), sampler.perRankBatch());
+            smallest = std::min(smallest, sampler.perRankBatch());
+            largest = std::max(largest, sampler.perRankBatch());
+            weights += sampler.gradientWeight();
+            all.insert(all.end(), idx.begin(), idx.end());
+          }
+          const Indices expected(perm.begin() + step * g, perm.begin() + (step + 1) * g);
+          ASSERT_EQ(all, expected) << "n " << n << " G " << g << " M " << m << " step " << step;
+          EXPECT_LE(largest - smallest, 1);
+          EXPECT_NEAR(weights / m, 1.0, 1e-12);
+          for (const int64_t i : all) EXPECT_TRUE(seen.insert(i).second) << "sample " << i;
+        }
+        // The last partial batch (n mod G samples) is dropped, at every world size alike.
+        EXPECT_EQ(static_cast<int64_t>(seen.size()), (n / g) * g);
+        for (int64_t p = (n / g) * g; p < n; ++p) EXPECT_EQ(seen.count(perm[p]), 0u);
+      }
+    }
+  }
+}
+
+TEST(ShardSampler, EvenGlobalBatchIsThePerRankSampler) {
+  for (int m = 1; m <= 8; ++m) {
+    for (int r = 0; r < m; ++r) {
+      const auto elastic = ShardSampler::withGlobalBatch(1000, 6 * m, r, m, 5, true);
+      const ShardSampler plain(1000, 6, r, m, 5, true);
+      EXPECT_EQ(elastic.gradientWeight(), 1.0);  // exactly: the loss is not rescaled
+      for (int64_t step : {0, 7, 1000 / (6 * m) - 1}) {
+        EXPECT_EQ(elastic.indices(1, step), plain.indices(1, step));
+      }
+    }
+  }
+}
+
+TEST(ShardSampler, GlobalBatchSmallerThanTheWorldIsRefused) {
+  EXPECT_THROW(ShardSampler::withGlobalBatch(100, 3, 0, 4, 1, true), ConfigError);
+  EXPECT_THROW(ShardSampler::withGlobalBatch(10, 16, 0, 4, 1, true), ConfigError);
+  EXPECT_NO_THROW(ShardSampler::withGlobalBatch(100, 4, 3, 4, 1, true));
+}
+
 TEST(ShardSampler, SameSeedSameBatchesDifferentSeedOrEpochDifferent) {
   const ShardSampler a(1000, 10, 1, 3, 5, true);
   const ShardSampler b(1000, 10, 1, 3, 5, true);

@@ -178,6 +178,7 @@ std::string CheckpointStore::save(const torch::nn::Module& model,
     yaml << YAML::Key << "epoch" << YAML::Value << state.epoch;
     yaml << YAML::Key << "step_in_epoch" << YAML::Value << state.stepInEpoch;
     yaml << YAML::Key << "world_size" << YAML::Value << state.worldSize;
+    yaml << YAML::Key << "micro_batch_samples" << YAML::Value << state.microBatchSamples;
     yaml << YAML::Key << "total_steps" << YAML::Value << state.totalSteps;
     yaml << YAML::Key << "learning_rate" << YAML::Value << state.learningRate;
     yaml << YAML::Key << "model_name" << YAML::Value << state.modelName;
@@ -345,6 +346,7 @@ TrainingState readTrainingState(const std::string& dir) {
     state.epoch = node["epoch"].as<int64_t>();
     state.stepInEpoch = node["step_in_epoch"].as<int64_t>();
     state.worldSize = node["world_size"].as<int64_t>();
+    state.microBatchSamples = node["micro_batch_samples"].as<int64_t>(0);
     state.totalSteps = node["total_steps"].as<int64_t>(0);
     state.learningRate = node["learning_rate"].as<double>(0.0);
     state.modelName = node["model_name"].as<std::string>();

@@ -31,6 +31,10 @@ struct TrainingState {
   int64_t epoch = 0;        // epoch of the next batch
   int64_t stepInEpoch = 0;  // data cursor: sampler step of the next batch within `epoch`
   int64_t worldSize = 1;
+  // Samples of one sampler step over all ranks (the global micro-batch), which elastic
+  // resume keeps at another world size. 0 in checkpoints of format 1, which predate it:
+  // there it is world_size x the checkpoint config's data.batch_size.
+  int64_t microBatchSamples = 0;
   int64_t totalSteps = 0;     // the LR schedule's horizon when the checkpoint was written
   double learningRate = 0.0;  // the LR of the last step, for information
   std::string modelName;

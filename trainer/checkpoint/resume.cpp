@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
@@ -114,6 +115,38 @@ std::vector<std::string> configDifferences(const std::string& oldYaml, const std
     differences.push_back(std::string("(cannot compare the configs: ") + e.what() + ")");
   }
   return differences;
+}
+
+ResumedBatch resumedMicroBatch(const std::string& dir, int64_t batchSize, int worldSize, int rank) {
+  const TrainingState saved = readTrainingState(dir);
+  int64_t savedBatchSize = 0;
+  try {
+    const YAML::Node config = YAML::LoadFile((std::filesystem::path(dir) / "config.yaml").string());
+    savedBatchSize = config["data"]["batch_size"].as<int64_t>();
+  } catch (const YAML::Exception& e) {
+    throw CheckpointError("cannot read data.batch_size from " + dir + "/config.yaml: " + e.what(),
+                          "resume from another checkpoint", rank);
+  }
+  // Format 1 checkpoints were always written at world_size x data.batch_size.
+  const int64_t savedMicro =
+      saved.microBatchSamples > 0 ? saved.microBatchSamples : saved.worldSize * savedBatchSize;
+  if (batchSize == savedBatchSize) return {savedMicro, false};
+  const int64_t requested = batchSize * worldSize;
+  if (requested == savedMicro) return {savedMicro, false};
+  if (saved.stepInEpoch != 0) {
+    throw CheckpointError(
+        "data.batch_size changed from " + std::to_string(savedBatchSize) + " to " +
+            std::to_string(batchSize) + " (a global batch of " + std::to_string(requested) +
+            " samples instead of " + std::to_string(savedMicro) + ") while " + dir +
+            " is in the middle of epoch " + std::to_string(saved.epoch) + " (sampler step " +
+            std::to_string(saved.stepInEpoch) + "): its data cursor counts steps of " +
+            std::to_string(savedMicro) + " samples",
+        "keep data.batch_size " + std::to_string(savedBatchSize) +
+            " (ranks then share the checkpoint's global batch), or resume from a checkpoint "
+            "written at an epoch's end",
+        rank);
+  }
+  return {requested, true};
 }
 
 void discardMetricsAfter(const std::string& metricsPath, int64_t step) {

@@ -56,6 +56,9 @@ struct TrainConfig {
   double straggler_ratio = 1.5;        // warn when a rank's work per step is this x the others'
   std::string loss = "cross_entropy";  // cross_entropy | mse (trainer/objective.h)
   std::string metric = "auto";         // auto | accuracy | loss: what evaluation reports
+  // Audit: a directory where every rank appends the dataset indices of each batch it
+  // trains on (rank-R.txt: "epoch step index..."); "" = off.
+  std::string sample_log;
 };
 
 struct DistributedConfig {

@@ -141,6 +141,7 @@ std::vector<ConfigKey> buildSchema() {
     train("straggler_ratio", &TrainConfig::straggler_ratio).atLeast(0),
     train("loss", &TrainConfig::loss).oneOf({"cross_entropy", "mse"}),
     train("metric", &TrainConfig::metric).oneOf({"auto", "accuracy", "loss"}),
+    train("sample_log", &TrainConfig::sample_log),
 
     distributed("backend", &DistributedConfig::backend).oneOf({"ring", "mpi", "nccl"}),
     distributed("mode", &DistributedConfig::mode).oneOf({"allreduce", "ps"}),
