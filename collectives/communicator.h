@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "collectives/chunks.h"
 #include "collectives/link_waits.h"
 
 namespace ringtrain {
@@ -64,6 +65,21 @@ class Communicator {
   // output = concatenation of every rank's input along a new leading dimension of size();
   // output must have size() * input.numel() elements.
   virtual WorkPtr allgather(const torch::Tensor& input, torch::Tensor& output) = 0;
+  // The halves of allreduce, for sharded optimizer state (ZeRO-1). Rank r's shard of a
+  // tensor is its elements shardOf(numel, size(), r) (collectives/chunks.h); every rank
+  // passes a tensor of the same numel and dtype.
+  //
+  // Reduces like allreduce(tensor, tag, op), but only this rank's shard is sure to hold the
+  // result afterwards (bitwise what allreduce gives there); the rest is unspecified. This
+  // default all-reduces the whole tensor; the ring backend sends half as many bytes.
+  virtual WorkPtr reduceScatter(torch::Tensor& tensor, const std::string& tag = "reduce-scatter",
+                                ReduceOp op = ReduceOp::Sum) {
+    return allreduce(tensor, tag, op);
+  }
+  // Copies every rank's shard of `tensor` into the others', in place: afterwards every rank
+  // holds the concatenation. This default pads the shards to one size and calls allgather.
+  virtual WorkPtr allgatherShards(torch::Tensor& tensor, const std::string& tag = "all-gather");
+
   // Blocks until every rank has entered the barrier.
   virtual void barrier() = 0;
 

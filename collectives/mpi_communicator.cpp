@@ -175,18 +175,33 @@ void MpiCommunicator::checkTensor(const torch::Tensor& tensor, const char* op) c
   }
 }
 
-WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag, ReduceOp op) {
-  checkTensor(tensor, "allreduce");
+RingDtype MpiCommunicator::reducibleDtype(const torch::Tensor& tensor, ReduceOp op,
+                                          const char* what) const {
+  checkTensor(tensor, what);
   RingDtype dtype{};
   if (!toRingDtype(tensor.scalar_type(), &dtype)) {
-    throw CommError("allreduce: dtype " + std::string(c10::toString(tensor.scalar_type())) +
-                        " is not supported",
+    throw CommError(std::string(what) + ": dtype " +
+                        std::string(c10::toString(tensor.scalar_type())) + " is not supported",
                     "use float32, float64, int32, int64, bfloat16 or float16", rank());
   }
   if (op == ReduceOp::Average && !isFloating(dtype)) {
-    throw CommError("allreduce: cannot average " + dtypeName(dtype) + " values",
+    throw CommError(std::string(what) + ": cannot average " + dtypeName(dtype) + " values",
                     "use ReduceOp::Sum for integer tensors and divide afterwards", rank());
   }
+  return dtype;
+}
+
+RingOptions MpiCommunicator::ringOptions(RingPhases phases) {
+  RingOptions options;
+  if (!hostOfRank_.empty() && size() == 2) options.segmentBytes = kSegmentBytesTwoHostRing;
+  options.progress = &progress_;
+  options.workspace = &workspace_;
+  options.phases = phases;
+  return options;
+}
+
+WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag, ReduceOp op) {
+  const RingDtype dtype = reducibleDtype(tensor, op, "allreduce");
   const std::string description = "allreduce(" + tag + ", " + formatBytes(tensorBytes(tensor)) +
                                   ", " + backendName() +
                                   (op == ReduceOp::Average ? ", average)" : ")");
@@ -214,11 +229,8 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
         description,
         [this, keep, count, dtype, scale] {
           if (scale != 1.0) scaleInPlace(keep.data_ptr(), count, dtype, scale);
-          RingOptions options;
-          if (!hostOfRank_.empty() && size() == 2) options.segmentBytes = kSegmentBytesTwoHostRing;
-          options.progress = &progress_;
-          options.workspace = &workspace_;
-          ringAllreduce(keep.data_ptr(), count, dtype, comm_.get(), options);
+          ringAllreduce(keep.data_ptr(), count, dtype, comm_.get(),
+                        ringOptions(RingPhases::AllReduce));
         },
         [this] { return progress_.describe(hostOfRank_); });
   }
@@ -229,6 +241,89 @@ WorkPtr MpiCommunicator::allreduce(torch::Tensor& tensor, const std::string& tag
         runMpiAllreduce(keep.data_ptr(), count, dtype);
       },
       [] { return std::string("blocked inside MPI_Allreduce"); });
+}
+
+// The hierarchical buffers and MPI_Allreduce have no reduce-scatter of their own here: they
+// reduce the whole tensor (Communicator's default), which holds every shard.
+WorkPtr MpiCommunicator::reduceScatter(torch::Tensor& tensor, const std::string& tag, ReduceOp op) {
+  const RingDtype dtype = reducibleDtype(tensor, op, "reduce-scatter");
+  SharedWindow* window = windowOf(tensor);
+  if (algorithm_ != AllreduceAlgorithm::Ring || (window && across_)) {
+    return allreduce(tensor, tag, op);
+  }
+  const std::string description = "reduce-scatter(" + tag + ", " +
+                                  formatBytes(tensorBytes(tensor)) + ", " + backendName() +
+                                  (op == ReduceOp::Average ? ", average)" : ")");
+  torch::Tensor keep = tensor;
+  const std::int64_t count = tensor.numel();
+  const double scale = op == ReduceOp::Average ? 1.0 / size() : 1.0;
+  if (window) {
+    const std::int64_t offset =
+        static_cast<const unsigned char*>(tensor.data_ptr()) - window->part(window->rank());
+    return thread_.enqueue(
+        description,
+        [this, keep, window, offset, count, dtype, scale] {
+          shmReduceScatter(*window, offset, count, dtype, workspace_, &progress_, scale);
+        },
+        [this] { return progress_.describe(hostOfRank_); });
+  }
+  return thread_.enqueue(
+      description,
+      [this, keep, count, dtype, scale] {
+        if (scale != 1.0) scaleInPlace(keep.data_ptr(), count, dtype, scale);
+        ringAllreduce(keep.data_ptr(), count, dtype, comm_.get(),
+                      ringOptions(RingPhases::ReduceScatter));
+      },
+      [this] { return progress_.describe(hostOfRank_); });
+}
+
+WorkPtr MpiCommunicator::allgatherShards(torch::Tensor& tensor, const std::string& tag) {
+  const RingDtype dtype = reducibleDtype(tensor, ReduceOp::Sum, "all-gather");
+  const std::string description =
+      "all-gather(" + tag + ", " + formatBytes(tensorBytes(tensor)) + ", " + backendName() + ")";
+  torch::Tensor keep = tensor;
+  const std::int64_t count = tensor.numel();
+  SharedWindow* window = windowOf(tensor);
+  if (window && !across_) {
+    const std::int64_t offset =
+        static_cast<const unsigned char*>(tensor.data_ptr()) - window->part(window->rank());
+    return thread_.enqueue(
+        description,
+        [this, keep, window, offset, count, dtype] {
+          shmAllgatherShards(*window, offset, count, dtype, &progress_);
+        },
+        [this] { return progress_.describe(hostOfRank_); });
+  }
+  if (algorithm_ == AllreduceAlgorithm::Ring) {
+    // Over every rank, also for a hierarchical buffer (its part is this rank's memory).
+    return thread_.enqueue(
+        description,
+        [this, keep, count, dtype] {
+          ringAllreduce(keep.data_ptr(), count, dtype, comm_.get(),
+                        ringOptions(RingPhases::AllGather));
+        },
+        [this] { return progress_.describe(hostOfRank_); });
+  }
+  const auto elem = static_cast<std::int64_t>(dtypeSize(dtype));
+  if (count * elem > INT_MAX) {
+    throw CommError("all-gather: " + formatBytes(count * elem) + " exceeds MPI's 2 GiB limit",
+                    "use backend ring, or smaller buckets (distributed.bucket_mb)", rank());
+  }
+  return thread_.enqueue(
+      description,
+      [this, keep, count, elem] {
+        std::vector<int> counts(static_cast<std::size_t>(size()));
+        std::vector<int> displacements(counts.size());
+        for (int r = 0; r < size(); ++r) {
+          const RingChunk shard = shardOf(count, size(), r);
+          counts[static_cast<std::size_t>(r)] = static_cast<int>(shard.length * elem);
+          displacements[static_cast<std::size_t>(r)] = static_cast<int>(shard.offset * elem);
+        }
+        checkMpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, keep.data_ptr(), counts.data(),
+                                displacements.data(), MPI_BYTE, comm_.get()),
+                 "MPI_Allgatherv", rank());
+      },
+      [] { return std::string("blocked inside MPI_Allgatherv"); });
 }
 
 void MpiCommunicator::runMpiAllreduce(void* data, std::int64_t count, RingDtype dtype) {

@@ -63,6 +63,11 @@ class MpiCommunicator : public Communicator {
                     ReduceOp op = ReduceOp::Sum) override;
   WorkPtr broadcast(torch::Tensor& tensor, int root) override;
   WorkPtr allgather(const torch::Tensor& input, torch::Tensor& output) override;
+  // The ring's halves (shared memory on one node); the rest take the default.
+  WorkPtr reduceScatter(torch::Tensor& tensor, const std::string& tag = "reduce-scatter",
+                        ReduceOp op = ReduceOp::Sum) override;
+  // The ring's all-gather half, shared memory on one node, or MPI_Allgatherv (backend mpi).
+  WorkPtr allgatherShards(torch::Tensor& tensor, const std::string& tag = "all-gather") override;
   void barrier() override;
   // A shared-memory buffer (any dtype; allreduce takes the supported ones) when the ring runs
   // on one node, see the class comment; otherwise torch::zeros.
@@ -76,6 +81,10 @@ class MpiCommunicator : public Communicator {
   // The window holding `tensor`'s bytes in this rank's part, or null.
   SharedWindow* windowOf(const torch::Tensor& tensor);
   void runMpiAllreduce(void* data, std::int64_t count, RingDtype dtype);
+  // The ring dtype of a tensor `what` reduces (throws CommError for others).
+  RingDtype reducibleDtype(const torch::Tensor& tensor, ReduceOp op, const char* what) const;
+  // The ring's options on this communicator (segments, progress, workspace).
+  RingOptions ringOptions(RingPhases phases);
   void checkTensor(const torch::Tensor& tensor, const char* op) const;
   // Every rank of `sub` (a communicator of some of this one's ranks): its rank here.
   std::vector<int> rankNamesOf(MPI_Comm sub) const;

@@ -18,6 +18,10 @@
 // matched at once and the next segment is already arriving in a cache-resident slot while
 // this one is summed. Each rank sends 2(n-1)/n of the buffer.
 //
+// Phases: a reduce-scatter alone runs steps [0, n-1) and leaves rank r with chunk (r+1) % n
+// reduced; an all-gather alone runs steps [n-1, 2(n-1)), starting from that chunk. Each sends
+// (n-1)/n of the buffer.
+//
 // All messages between a pair use one tag: MPI matches them in posting order, and both ends
 // enumerate (step, segment) in the same order, skipping empty chunks the same way.
 #include "collectives/ring_allreduce.h"
@@ -57,12 +61,6 @@ struct RecvUnit {
 };
 
 }  // namespace
-
-RingChunk ringChunk(std::int64_t count, int n, int c) {
-  const std::int64_t base = count / n;
-  const std::int64_t extra = count % n;
-  return {c * base + std::min<std::int64_t>(c, extra), base + (c < extra ? 1 : 0)};
-}
 
 void RingProgress::set(Waiting what, int peer, int step, int totalSteps) {
   peer_.store(peer, std::memory_order_relaxed);
@@ -129,7 +127,9 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
   const std::int64_t segElems = std::max<std::int64_t>(1, options.segmentBytes / elem);
   Layout layout{count, n, rank, segElems, 0};
   layout.maxSegs = layout.segs(0);
-  const int steps = 2 * (n - 1);
+  const int steps = 2 * (n - 1);  // of the whole all-reduce: step numbers and progress
+  const int firstStep = options.phases == RingPhases::AllGather ? n - 1 : 0;
+  const int endStep = options.phases == RingPhases::ReduceScatter ? n - 1 : steps;
   const int left = (rank - 1 + n) % n;
   const int right = (rank + 1) % n;
   auto nameOf = [&](int r) {
@@ -169,7 +169,7 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
   // Receives in the order both ends enumerate them, as step * maxSegs + segment.
   auto& units = ws.units();
   units.clear();
-  for (int s = 0; s < steps; ++s) {
+  for (int s = firstStep; s < endStep; ++s) {
     const std::int64_t segs = layout.segs(layout.chunkAt(s));
     for (std::int64_t j = 0; j < segs; ++j) units.push_back(s * layout.maxSegs + j);
   }
@@ -194,7 +194,7 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
     return static_cast<std::size_t>((u.step - n + 1) * layout.maxSegs + u.seg);
   };
   auto blockingSendDone = [&](const RecvUnit& u) {
-    if (u.step < n - 1) return true;
+    if (u.step < n - 1 || u.step - n + 1 < firstStep) return true;
     const std::size_t i = sendIndex(u);
     if (!sendPosted[i]) return false;  // with few segments, look-ahead can get here first
     int finished = 0;
@@ -210,8 +210,10 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
              "MPI_Irecv (ring)", self);
   };
 
-  // Step 0 sends the rank's own data, which is ready now.
-  for (std::int64_t j = 0; j < layout.segs(rank); ++j) postSend(0, j);
+  // The first step sends the rank's own data (an all-gather's: its reduced chunk), ready now.
+  for (std::int64_t j = 0; j < layout.segs(layout.chunkAt(firstStep - 1)); ++j) {
+    postSend(firstStep, j);
+  }
 
   std::size_t posted = 0;
   auto postAhead = [&](std::size_t done) {
@@ -239,12 +241,12 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
       reduceSum(segPtr(c, u.seg), scratch + (k % slots) * segElems * elem, layout.segLen(c, u.seg),
                 dtype);
     }
-    if (u.step + 1 < steps) postSend(u.step + 1, u.seg);
+    if (u.step + 1 < endStep) postSend(u.step + 1, u.seg);
     postAhead(k + 1);
   }
 
-  waitFor(RingProgress::Waiting::Send, steps - 1, static_cast<int>(sendReq.size()), sendReq.data(),
-          "MPI_Waitall (ring sends)");
+  waitFor(RingProgress::Waiting::Send, endStep - 1, static_cast<int>(sendReq.size()),
+          sendReq.data(), "MPI_Waitall (ring sends)");
   if (progress) progress->clear();
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "collectives/chunks.h"
 #include "collectives/link_waits.h"
 #include "collectives/reduce_kernels.h"
 
@@ -72,6 +73,11 @@ class RingWorkspace {
 // link, which is how the straggler report names it (eager sends complete at once).
 constexpr std::int64_t kSegmentBytesTwoHostRing = 32 * 1024;
 
+// Which halves of the ring run: both (an all-reduce), the reduce-scatter only (afterwards rank
+// r holds the reduced chunk shardOf(count, n, r); the rest of the buffer is partial sums), or
+// the all-gather only (rank r's chunk shardOf(count, n, r) goes to every rank).
+enum class RingPhases { AllReduce, ReduceScatter, AllGather };
+
 struct RingOptions {
   // Bytes of a segment (the unit in flight at once); rounded down to whole elements.
   // 256 KiB keeps the receive slots resident in a core's L2 cache; a ring of two hosts
@@ -84,22 +90,17 @@ struct RingOptions {
   // Optional: the number to report for each rank of `comm` (its rank in the communicator
   // the user knows) in progress and errors, when the ring runs over a sub-communicator.
   const std::vector<int>* rankNames = nullptr;
+  RingPhases phases = RingPhases::AllReduce;
 };
 
-// Chunk c of the n chunks a count-element buffer is cut into (the ring's "chunk", see
-// ring_allreduce.cpp): len = count/n plus one for the first count%n chunks. The shared-memory
-// all-reduce cuts buffers the same way, which is what makes its sums bitwise the ring's.
-struct RingChunk {
-  std::int64_t offset;  // in elements
-  std::int64_t length;
-};
-RingChunk ringChunk(std::int64_t count, int n, int c);
-
+// (The shared-memory all-reduce cuts buffers into the same chunks, see chunks.h, which is what
+// makes its sums bitwise the ring's.)
+//
 // Sums `count` elements of `dtype` at `data` across all ranks of `comm`, in place; every rank
 // ends with the same result. Collective: every rank of `comm` must call it, in the same order
 // relative to other collectives on `comm`, with the same count and dtype. Correct for any
 // count >= 0 and any world size >= 1. Throws CommError on MPI failure; `comm` must use
-// MPI_ERRORS_RETURN for that (MpiComm does).
+// MPI_ERRORS_RETURN for that (MpiComm does). options.phases runs only one half.
 void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm comm,
                    const RingOptions& options = {});
 

@@ -91,4 +91,37 @@ void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count,
   window.arrive(progress, 1);
 }
 
+void shmReduceScatter(SharedWindow& window, std::int64_t offset, std::int64_t count,
+                      RingDtype dtype, RingWorkspace& scratch, RingProgress* progress,
+                      double scale) {
+  checkShmArguments(window, offset, count, dtype, scale);
+  if (count == 0) return;
+  if (window.size() == 1) {
+    if (scale != 1.0) scaleInPlace(window.part(0) + offset, count, dtype, scale);
+    return;
+  }
+  window.arrive(progress, 0);
+  shmReduceOwnChunk(window, offset, count, dtype, scratch, scale, ChunkDestination::OwnPart);
+  // The peers read this part's other chunks until they are done: the caller may overwrite
+  // them once every rank has arrived here.
+  window.arrive(progress, 1);
+}
+
+void shmAllgatherShards(SharedWindow& window, std::int64_t offset, std::int64_t count,
+                        RingDtype dtype, RingProgress* progress) {
+  checkShmArguments(window, offset, count, dtype, 1.0);
+  const int n = window.size();
+  if (count == 0 || n == 1) return;
+  window.arrive(progress, 0);
+  const auto elem = static_cast<std::int64_t>(dtypeSize(dtype));
+  unsigned char* mine = window.part(window.rank());
+  for (int owner = 0; owner < n; ++owner) {
+    if (owner == window.rank()) continue;
+    const RingChunk shard = shardOf(count, n, owner);
+    const std::int64_t at = offset + shard.offset * elem;
+    std::memcpy(mine + at, window.part(owner) + at, static_cast<std::size_t>(shard.length * elem));
+  }
+  window.arrive(progress, 1);
+}
+
 }  // namespace ringtrain

@@ -21,6 +21,17 @@ namespace ringtrain {
 void shmAllreduce(SharedWindow& window, std::int64_t offset, std::int64_t count, RingDtype dtype,
                   RingWorkspace& scratch, RingProgress* progress = nullptr, double scale = 1.0);
 
+// The halves of shmAllreduce, for the sharded optimizer (Communicator::reduceScatter and
+// allgatherShards). shmReduceScatter leaves this rank's part holding the reduced chunk
+// shardOf(count, n, rank) (bitwise shmAllreduce's there); the rest of its part is left as it
+// was. shmAllgatherShards copies every rank's chunk shardOf(count, n, r) of its part into
+// every other part. Both collective over the window's ranks, arguments as shmAllreduce's.
+void shmReduceScatter(SharedWindow& window, std::int64_t offset, std::int64_t count,
+                      RingDtype dtype, RingWorkspace& scratch, RingProgress* progress = nullptr,
+                      double scale = 1.0);
+void shmAllgatherShards(SharedWindow& window, std::int64_t offset, std::int64_t count,
+                        RingDtype dtype, RingProgress* progress = nullptr);
+
 // The building blocks of shmAllreduce, shared with the hierarchical all-reduce
 // (hierarchical_allreduce.h).
 

@@ -117,6 +117,12 @@ void Trainer::joinCluster() {
                           " the workers' replicas differ between the points where they meet",
                       "set train.check_replicas_every: 0, or ps.consistency: bsp", comm_.rank());
   }
+  if (cfg_.distributed.zero > 0) {
+    throw ConfigError(
+        "distributed.zero shards the optimizer state over all-reduce ranks, and "
+        "distributed.mode: ps keeps it on the servers (already partitioned)",
+        "set distributed.zero: 0, or distributed.mode: allreduce", comm_.rank());
+  }
   cluster_ = std::make_unique<ps::Cluster>(cfg_, *model_, comm_.rank());
 }
 
@@ -134,6 +140,11 @@ void Trainer::setUp() {
         "it is how many times the other ranks' work per step a rank's must take to "
         "be named a straggler (default 1.5)",
         comm_.rank());
+  }
+  if (cfg_.distributed.zero > 1) {
+    throw ConfigError("distributed.zero: " + std::to_string(cfg_.distributed.zero) +
+                          " is not supported: ringtrain shards optimizer state (stage 1) only",
+                      "set distributed.zero: 1 (or 0 for none)", comm_.rank());
   }
   // A server's optimizer step on a partition is memory-bound: it leaves the cores to workers.
   setIntraOpThreads(isParameterServer() ? 1 : cfg_.train.threads, comm_.size());

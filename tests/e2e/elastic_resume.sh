@@ -49,21 +49,6 @@ print(f"ok: {len(a)} steps, {len(flat)} samples, each exactly once")
 PYEOF
 }
 
-# close_parameters A B [TOL]: exported parameters agree within TOL (max abs difference).
-close_parameters() {
-  export_safetensors "$1" "$WORK/a.safetensors"
-  export_safetensors "$2" "$WORK/b.safetensors"
-  $PY - "$WORK/a.safetensors" "$WORK/b.safetensors" "${3:-1e-5}" <<'PYEOF'
-import sys
-from safetensors.torch import load_file
-a, b, tol = load_file(sys.argv[1]), load_file(sys.argv[2]), float(sys.argv[3])
-assert sorted(a) == sorted(b), "different parameter names"
-worst = max((a[k] - b[k]).abs().max().item() for k in a)
-print(f"max |difference| {worst:.3g} (tolerance {tol:g})")
-sys.exit(0 if worst <= tol else 1)
-PYEOF
-}
-
 # killed_at_30 NP RUN: a run killed after step 30, which leaves the checkpoint of step 20.
 killed_at_30() {
   expect_failure "killed-$(basename "$2")" with_fault "kill:rank=1:step=30" \

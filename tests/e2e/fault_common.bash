@@ -101,3 +101,36 @@ wait_for_step() {
   done
   fail "the run in $1 did not get to step $2"
 }
+
+# close_parameters A B [TOL]: exported parameters agree within TOL (max abs difference).
+close_parameters() {
+  export_safetensors "$1" "$WORK/a.safetensors"
+  export_safetensors "$2" "$WORK/b.safetensors"
+  $PY - "$WORK/a.safetensors" "$WORK/b.safetensors" "${3:-1e-5}" <<'PYEOF'
+import sys
+from safetensors.torch import load_file
+a, b, tol = load_file(sys.argv[1]), load_file(sys.argv[2]), float(sys.argv[3])
+assert sorted(a) == sorted(b), "different parameter names"
+worst = max((a[k] - b[k]).abs().max().item() for k in a)
+print(f"max |difference| {worst:.3g} (tolerance {tol:g})")
+sys.exit(0 if worst <= tol else 1)
+PYEOF
+}
+
+# same_tensors A B: the exported tensors of two runs are bitwise identical (the files' config
+# metadata may differ).
+same_tensors() {
+  export_safetensors "$1" "$WORK/a.safetensors"
+  export_safetensors "$2" "$WORK/b.safetensors"
+  $PY - "$WORK/a.safetensors" "$WORK/b.safetensors" <<'PYEOF' ||
+import sys
+from safetensors.torch import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert sorted(a) == sorted(b), "different parameter names"
+differ = [k for k in a if a[k].dtype != b[k].dtype or a[k].shape != b[k].shape or
+          a[k].numpy().tobytes() != b[k].numpy().tobytes()]
+sys.exit(f"tensors differ: {differ[:5]}" if differ else 0)
+PYEOF
+    fail "the tensors of $1 and $2 differ"
+  echo "ok: the tensors of $(basename "$1") and $(basename "$2") are bitwise identical"
+}

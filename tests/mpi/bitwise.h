@@ -5,7 +5,9 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace ringtrain::mpitest {
 
@@ -18,5 +20,17 @@ inline bool bitwiseEqual(const torch::Tensor& a, const torch::Tensor& b) {
   auto y = b.contiguous();
   return std::memcmp(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()) == 0;
 }
+
+// Sets RINGTRAIN_RANKS_PER_NODE for one scope (on every rank alike): the communicators made
+// inside it see nodes of that many ranks (the hierarchical path on one machine).
+class RanksPerNode {
+ public:
+  explicit RanksPerNode(const std::string& value) {
+    setenv("RINGTRAIN_RANKS_PER_NODE", value.c_str(), 1);
+  }
+  ~RanksPerNode() { unsetenv("RINGTRAIN_RANKS_PER_NODE"); }
+  RanksPerNode(const RanksPerNode&) = delete;
+  RanksPerNode& operator=(const RanksPerNode&) = delete;
+};
 
 }  // namespace ringtrain::mpitest

@@ -13,21 +13,14 @@
 #include "collectives/mpi_communicator.h"
 #include "core/error.h"
 
+#include "bitwise.h"
+
 namespace ringtrain {
 namespace {
 
 const auto kTimeout = std::chrono::milliseconds(120000);
 
-// Sets RINGTRAIN_RANKS_PER_NODE for one scope (on every rank alike).
-class RanksPerNode {
- public:
-  explicit RanksPerNode(const std::string& value) {
-    setenv("RINGTRAIN_RANKS_PER_NODE", value.c_str(), 1);
-  }
-  ~RanksPerNode() { unsetenv("RINGTRAIN_RANKS_PER_NODE"); }
-  RanksPerNode(const RanksPerNode&) = delete;
-  RanksPerNode& operator=(const RanksPerNode&) = delete;
-};
+using mpitest::RanksPerNode;
 
 int worldSize() {
   int n = 1;

@@ -44,7 +44,12 @@ AllreduceSync::AllreduceSync(const Config& cfg, Communicator& comm,
   options.overlap = cfg.distributed.overlap;
   options.compression = parseGradCompression(cfg.distributed.compression);
   options.timeout = timeout_;
+  options.reduceScatter = cfg.distributed.zero == 1;
   gradSync_ = std::make_unique<GradientSynchronizer>(comm_, parameters_, options);
+  if (options.reduceScatter) {
+    zero_ = std::make_unique<ShardedOptimizer>(cfg.optimizer, comm_, parameters_,
+                                               gradSync_->layout(), timeout_);
+  }
 }
 
 void AllreduceSync::prepareBackward(int64_t step, bool lastMicroBatch) {
@@ -58,17 +63,24 @@ bool AllreduceSync::finishStep(int64_t step, double localLoss, StepPhases& phase
   return timed(phases.update, [&] { return applyUpdate(step, localLoss); });
 }
 
-bool AllreduceSync::applyUpdate(int64_t step, double localLoss) {
-  double norm = 0.0;
-  if (cfg_.train.grad_clip_norm > 0.0) {
-    norm = torch::nn::utils::clip_grad_norm_(parameters_, cfg_.train.grad_clip_norm);
-  } else {
-    std::vector<torch::Tensor> norms;
-    for (const auto& p : parameters_) {
-      if (p.grad().defined()) norms.push_back(p.grad().norm());
-    }
-    norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
+double AllreduceSync::clippedGradientNorm() {
+  const double maxNorm = cfg_.train.grad_clip_norm;
+  if (zero_) {
+    zero_->loadGradients();
+    const double norm = zero_->gradientNorm();
+    if (maxNorm > 0.0) zero_->clipGradients(maxNorm, norm);
+    return norm;
   }
+  if (maxNorm > 0.0) return torch::nn::utils::clip_grad_norm_(parameters_, maxNorm);
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : parameters_) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm());
+  }
+  return norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
+}
+
+bool AllreduceSync::applyUpdate(int64_t step, double localLoss) {
+  const double norm = clippedGradientNorm();
   if (!std::isfinite(norm)) {
     // The gradients are already averaged, so every rank sees the same norm and decides alike.
     const std::string what = "non-finite gradient norm at step " + std::to_string(step) +
@@ -83,11 +95,35 @@ bool AllreduceSync::applyUpdate(int64_t step, double localLoss) {
                         "train.on_nonfinite: skip",
                         comm_.rank());
   }
-  setLearningRate(optimizer_,
-                  scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, step, totalSteps_));
-  optimizer_.step();
+  const double lr = scheduledLearningRate(cfg_.schedule, cfg_.optimizer.lr, step, totalSteps_);
+  if (zero_) {
+    zero_->importState(optimizer_);  // a checkpoint's state, loaded or just saved
+    zero_->step(lr);
+  } else {
+    setLearningRate(optimizer_, lr);
+    optimizer_.step();
+  }
   zeroGradsInPlace(optimizer_);
   return true;
+}
+
+void AllreduceSync::meet(int64_t, bool checkpoint) {
+  if (zero_ && checkpoint) zero_->exportState(optimizer_);
+}
+
+void AllreduceSync::finishRun(RunReport& report) {
+  const double mine =
+      static_cast<double>(zero_ ? zero_->stateBytes() : optimizerStateBytes(optimizer_));
+  auto local = torch::tensor({mine}, torch::kFloat64);
+  auto all = torch::empty({comm_.size()}, torch::kFloat64);
+  comm_.allgather(local, all)->wait(timeout_);
+  const double most = all.max().item<double>();
+  report.summaryFields.emplace_back("optimizer_state_bytes", most);
+  report.lines.push_back(
+      "optimizer state: " + std::to_string(static_cast<int64_t>(most)) +
+      " bytes on the fullest rank, " +
+      std::to_string(static_cast<int64_t>(all.sum().item<double>())) + " in all" +
+      (zero_ ? " (ZeRO-1: sharded over " + std::to_string(comm_.size()) + " ranks)" : ""));
 }
 
 std::vector<std::string> AllreduceSync::fingerprint(const torch::nn::Module& model) const {
@@ -96,7 +132,8 @@ std::vector<std::string> AllreduceSync::fingerprint(const torch::nn::Module& mod
 
 std::string AllreduceSync::describe() const {
   return std::to_string(comm_.size()) + " rank(s), backend " + comm_.allreducePath() + ", " +
-         std::to_string(gradSync_->layout().size()) + " gradient bucket(s)";
+         std::to_string(gradSync_->layout().size()) + " gradient bucket(s)" +
+         (zero_ ? ", ZeRO-1 optimizer state" : "");
 }
 
 }  // namespace ringtrain

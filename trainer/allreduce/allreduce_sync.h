@@ -2,7 +2,9 @@
 // holds a replica and its own optimizer. A step's gradients are averaged across ranks by the
 // GradientSynchronizer (bucketed, overlapped with backward), then every rank clips, checks
 // the norm for non-finite values and steps its optimizer alike, so the replicas stay
-// bitwise identical.
+// bitwise identical. With distributed.zero: 1 the optimizer state is sharded instead
+// (ShardedOptimizer, zero_optimizer.h): the gradients are reduce-scattered, each rank steps
+// its shard, and the parameters are all-gathered; the replicas stay identical all the same.
 #pragma once
 
 #include <torch/torch.h>
@@ -15,6 +17,7 @@
 
 #include "collectives/communicator.h"
 #include "trainer/allreduce/grad_sync.h"
+#include "trainer/allreduce/zero_optimizer.h"
 #include "trainer/config/config.h"
 #include "trainer/sync/step_sync.h"
 
@@ -33,8 +36,10 @@ class AllreduceSync : public StepSync {
   void start(int64_t, bool) override {}
   void prepareBackward(int64_t step, bool lastMicroBatch) override;
   bool finishStep(int64_t step, double localLoss, StepPhases& phases) override;
-  void meet(int64_t, bool) override {}
-  void finishRun(RunReport&) override {}
+  // Before a checkpoint under ZeRO-1, gathers the optimizer's shards into `optimizer`.
+  void meet(int64_t step, bool checkpoint) override;
+  // Reports the optimizer state's bytes per rank.
+  void finishRun(RunReport& report) override;
   Communicator& replicas() override { return comm_; }
   std::vector<std::string> fingerprint(const torch::nn::Module& model) const override;
   std::string describe() const override;
@@ -44,6 +49,8 @@ class AllreduceSync : public StepSync {
  private:
   // Returns false when the update was skipped (non-finite gradient norm, on_nonfinite: skip).
   bool applyUpdate(int64_t step, double localLoss);
+  // The global gradient norm, clipped to train.grad_clip_norm where that is set.
+  double clippedGradientNorm();
 
   const Config& cfg_;
   Communicator& comm_;
@@ -53,6 +60,7 @@ class AllreduceSync : public StepSync {
   std::function<void(const std::string&)> warn_;
   std::chrono::milliseconds timeout_;
   std::unique_ptr<GradientSynchronizer> gradSync_;
+  std::unique_ptr<ShardedOptimizer> zero_;  // distributed.zero: 1
 };
 
 }  // namespace ringtrain

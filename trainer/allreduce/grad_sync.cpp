@@ -271,11 +271,10 @@ void GradientSynchronizer::launch(size_t bucket, bool fromHook) {
   // bitwise as scaling each slice by 1/N and summing would (the shared-memory all-reduce
   // folds the scale into its reduction). A compressed bucket was scaled while it was cast.
   const ReduceOp op = gradIsSlot(bucket) ? ReduceOp::Average : ReduceOp::Sum;
-  works_[bucket] =
-      comm_.allreduce(buckets_[bucket],
-                      "step " + std::to_string(step_) + ", gradient bucket " +
-                          std::to_string(bucket + 1) + " of " + std::to_string(layout_.size()),
-                      op);
+  const std::string tag = "step " + std::to_string(step_) + ", gradient bucket " +
+                          std::to_string(bucket + 1) + " of " + std::to_string(layout_.size());
+  works_[bucket] = options_.reduceScatter ? comm_.reduceScatter(buckets_[bucket], tag, op)
+                                          : comm_.allreduce(buckets_[bucket], tag, op);
   if (fromHook) ++hookLaunches_;
 }
 

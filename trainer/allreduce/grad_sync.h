@@ -102,6 +102,11 @@ struct GradSyncOptions {
   bool overlap = true;
   GradCompression compression = GradCompression::None;
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+  // ZeRO-1 (trainer/allreduce/zero_optimizer.h): reduce-scatter the buckets instead of
+  // all-reducing them. After synchronize() only this rank's shard of each bucket
+  // (shardOf(bucket numel, size, rank)) of the .grad values is the average; the rest is
+  // unspecified, and the sharded optimizer reads only its shard.
+  bool reduceScatter = false;
 };
 
 class GradientSynchronizer {

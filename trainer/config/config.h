@@ -22,7 +22,7 @@ struct ModelConfig {
 };
 
 struct OptimizerConfig {
-  std::string name = "sgd";  // sgd | adamw
+  std::string name = "sgd";  // sgd | adam | adamw
   double lr = 0.05;
   double momentum = 0.9;
   bool nesterov = false;
@@ -68,6 +68,9 @@ struct DistributedConfig {
   bool overlap = true;
   bool shared_memory = true;         // ring on one node: buckets in a shared-memory window
   std::string compression = "none";  // none | bf16 | fp16
+  // ZeRO stage: 0 (every rank keeps all optimizer state) or 1 (each keeps 1/N of it,
+  // trainer/allreduce/zero_optimizer.h).
+  int64_t zero = 0;
   double timeout_s = 300.0;
   int64_t fingerprint_every = 1000;  // steps between model fingerprint checks (0: start only)
 

@@ -111,7 +111,7 @@ std::vector<ConfigKey> buildSchema() {
     data("label_column", &DataConfig::label_column),
     data("target_type", &DataConfig::target_type).oneOf({"class", "float"}),
 
-    optimizer("name", &OptimizerConfig::name).oneOf({"sgd", "adamw"}),
+    optimizer("name", &OptimizerConfig::name).oneOf({"sgd", "adam", "adamw"}),
     optimizer("lr", &OptimizerConfig::lr).above(0),
     optimizer("momentum", &OptimizerConfig::momentum).atLeast(0),
     optimizer("nesterov", &OptimizerConfig::nesterov),
@@ -149,6 +149,7 @@ std::vector<ConfigKey> buildSchema() {
     distributed("overlap", &DistributedConfig::overlap),
     distributed("shared_memory", &DistributedConfig::shared_memory),
     distributed("compression", &DistributedConfig::compression).oneOf({"none", "bf16", "fp16"}),
+    distributed("zero", &DistributedConfig::zero).atLeast(0),
     distributed("timeout_s", &DistributedConfig::timeout_s).above(0),
     distributed("fingerprint_every", &DistributedConfig::fingerprint_every).atLeast(0),
 

@@ -27,8 +27,15 @@ std::unique_ptr<torch::optim::Optimizer> makeOptimizer(const OptimizerConfig& cf
         .weight_decay(cfg.weight_decay);
     return std::make_unique<torch::optim::AdamW>(std::move(parameters), options);
   }
+  if (cfg.name == "adam") {
+    torch::optim::AdamOptions options(cfg.lr);
+    options.betas(std::make_tuple(cfg.beta1, cfg.beta2))
+        .eps(cfg.eps)
+        .weight_decay(cfg.weight_decay);
+    return std::make_unique<torch::optim::Adam>(std::move(parameters), options);
+  }
   throw ConfigError("unknown optimizer '" + cfg.name + "' (optimizer.name)",
-                    "use 'sgd' or 'adamw'");
+                    "use 'sgd', 'adam' or 'adamw'");
 }
 
 double scheduledLearningRate(const ScheduleConfig& schedule, double baseLr, int64_t step,
@@ -56,8 +63,53 @@ void setLearningRate(torch::optim::Optimizer& optimizer, double lr) {
       sgd->lr(lr);
     } else if (auto* adamw = dynamic_cast<torch::optim::AdamWOptions*>(&options)) {
       adamw->lr(lr);
+    } else if (auto* adam = dynamic_cast<torch::optim::AdamOptions*>(&options)) {
+      adam->lr(lr);
     }
   }
+}
+
+OptimizerStateKey optimizerStateKey(const torch::Tensor& parameter) {
+#if TORCH_VERSION_MAJOR >= 2
+  return parameter.unsafeGetTensorImpl();
+#else
+  return c10::guts::to_string(parameter.unsafeGetTensorImpl());
+#endif
+}
+
+std::vector<torch::Tensor*> stateTensors(torch::optim::OptimizerParamState& state) {
+  if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(&state)) {
+    return {&sgd->momentum_buffer()};
+  }
+  if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(&state)) {
+    return {&adamw->exp_avg(), &adamw->exp_avg_sq(), &adamw->max_exp_avg_sq()};
+  }
+  if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(&state)) {
+    return {&adam->exp_avg(), &adam->exp_avg_sq(), &adam->max_exp_avg_sq()};
+  }
+  throw Error("optimizer state of an unknown kind", "this is a bug; please report it");
+}
+
+int64_t* stateStep(torch::optim::OptimizerParamState& state) {
+  if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(&state)) return &adamw->step();
+  if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(&state)) return &adam->step();
+  return nullptr;
+}
+
+std::unique_ptr<torch::optim::OptimizerParamState> newParamState(const OptimizerConfig& cfg) {
+  if (cfg.name == "adamw") return std::make_unique<torch::optim::AdamWParamState>();
+  if (cfg.name == "adam") return std::make_unique<torch::optim::AdamParamState>();
+  return std::make_unique<torch::optim::SGDParamState>();
+}
+
+int64_t optimizerStateBytes(torch::optim::Optimizer& optimizer) {
+  int64_t bytes = 0;
+  for (auto& entry : optimizer.state()) {
+    for (const torch::Tensor* t : stateTensors(*entry.second)) {
+      if (t->defined()) bytes += t->numel() * static_cast<int64_t>(t->element_size());
+    }
+  }
+  return bytes;
 }
 
 void zeroGradsInPlace(torch::optim::Optimizer& optimizer) {
