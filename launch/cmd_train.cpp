@@ -1,4 +1,7 @@
 // ringtrain train --config FILE [--set k=v ...] [--run-dir DIR] [--resume DIR|auto]
+//                 [--print-config]
+#include <cstdio>
+
 #include "collectives/mpi_communicator.h"
 #include "launch/commands.h"
 #include "trainer/host/stop_signals.h"
@@ -12,11 +15,18 @@ void addOptions(cxxopts::Options& options) {
   options.add_options()("c,config", "YAML config file", cxxopts::value<std::string>())(
       "run-dir", "run directory (default runs/<train.run_name>)", cxxopts::value<std::string>())(
       "resume", "resume from a checkpoint directory, or 'auto' for the newest in the run dir",
-      cxxopts::value<std::string>());
+      cxxopts::value<std::string>())(
+      "print-config", "print the resolved config (file, defaults and --set) as YAML and exit");
 }
 
 int run(const cxxopts::ParseResult& args, CommandContext& context) {
   auto cfg = Config::fromFile(requiredOption(args, "config"), overridesOf(args));
+  if (args.count("print-config")) {
+    // What the run would train with (config.yaml of its run directory), validated; nothing
+    // is written. Rank 0 prints it: under mpirun, once.
+    if (context.rank() == 0) std::fputs(cfg.toYaml().c_str(), stdout);
+    return 0;
+  }
   RunOptions options;
   if (args.count("run-dir")) options.runDir = args["run-dir"].as<std::string>();
   if (args.count("resume")) options.resume = args["resume"].as<std::string>();
@@ -34,7 +44,8 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
 
 Command trainCommand() {
   return {"train",
-          "train --config FILE [--set section.key=value ...] [--run-dir DIR] [--resume DIR|auto]",
+          "train --config FILE [--set section.key=value ...] [--run-dir DIR] [--resume DIR|auto] "
+          "[--print-config]",
           true, addOptions, run};
 }
 

@@ -198,7 +198,7 @@ void Trainer::setUp() {
   if (resumeDir_) {
     // Steps before the resumed epoch may have had another size (data.batch_size changed
     // at an epoch's start): the horizon is what is done plus what the epochs left take.
-    const TrainingState saved = readTrainingState(*resumeDir_);
+    const TrainingState& saved = *resumeState_;
     totalSteps_ = saved.step - saved.stepInEpoch / cfg_.train.grad_accumulation +
                   (cfg_.train.epochs - saved.epoch) * stepsPerEpoch_;
   }

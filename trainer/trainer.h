@@ -153,17 +153,18 @@ class Trainer {
   std::unique_ptr<CheckpointStore> checkpoints_;
   TrainingState state_;
   int64_t totalSteps_ = 0;
-  int64_t stepsPerEpoch_ = 0;             // optimizer steps
-  int64_t microBatchSamples_ = 0;         // samples of one sampler step over all replicas
-  std::optional<std::string> resumeDir_;  // the checkpoint this run resumes from
-  std::ofstream sampleLog_;               // train.sample_log's file of this rank
-  int warnedStraggler_ = -1;              // the straggler warned of and still slow, or -1
-  int warnedLinkFrom_ = -1;               // the sender of the slow link warned of, or -1
-  LinkWaits linkWaitsLogged_;             // replicas().linkWaits() at the last log interval
-  bool linkWaitsWarmedUp_ = false;        // false in a run's first log interval
-  std::vector<std::string> hostOfRank_;   // every rank's host, servers too
-  int64_t checkpointedStep_ = -1;         // the step of the last checkpoint this run wrote
-  std::string stoppedBy_;                 // the signal(s) the run stopped for, or ""
+  int64_t stepsPerEpoch_ = 0;                 // optimizer steps
+  int64_t microBatchSamples_ = 0;             // samples of one sampler step over all replicas
+  std::optional<std::string> resumeDir_;      // the checkpoint this run resumes from
+  std::optional<TrainingState> resumeState_;  // its state.yaml, read once
+  std::ofstream sampleLog_;                   // train.sample_log's file of this rank
+  int warnedStraggler_ = -1;                  // the straggler warned of and still slow, or -1
+  int warnedLinkFrom_ = -1;                   // the sender of the slow link warned of, or -1
+  LinkWaits linkWaitsLogged_;                 // replicas().linkWaits() at the last log interval
+  bool linkWaitsWarmedUp_ = false;            // false in a run's first log interval
+  std::vector<std::string> hostOfRank_;       // every rank's host, servers too
+  int64_t checkpointedStep_ = -1;             // the step of the last checkpoint this run wrote
+  std::string stoppedBy_;                     // the signal(s) the run stopped for, or ""
   std::chrono::milliseconds timeout_;
   Objective objective_;  // train.loss / train.metric, or RunOptions::objective
 };

@@ -31,7 +31,7 @@ void Trainer::checkSameModelEverywhere(const std::string& when, std::chrono::mil
 }
 
 void Trainer::refuseUnfitCheckpoint(const std::string& dir) {
-  const TrainingState saved = readTrainingState(dir);
+  const TrainingState& saved = *resumeState_;
   // All-reduce replicas resume at any world size (elastic resume); the parameter-server mode
   // partitions optimizer state and data by its roles, so it resumes only as it was.
   std::vector<std::string> differences;
@@ -67,13 +67,16 @@ void Trainer::chooseResume() {
         comm_, runDir_, options_.resume, [this](const std::string& m) { log(m); },
         startupTimeout(timeout_));
   });
-  if (resumeDir_) refuseUnfitCheckpoint(*resumeDir_);
+  if (resumeDir_) {
+    resumeState_ = readTrainingState(*resumeDir_);
+    refuseUnfitCheckpoint(*resumeDir_);
+  }
   if (isParameterServer()) return;
   microBatchSamples_ = cfg_.data.batch_size * replicas().size();
   if (!resumeDir_) return;
+  const TrainingState& saved = *resumeState_;
   const auto batch =
-      resumedMicroBatch(*resumeDir_, cfg_.data.batch_size, replicas().size(), comm_.rank());
-  const TrainingState saved = readTrainingState(*resumeDir_);
+      resumedMicroBatch(*resumeDir_, saved, cfg_.data.batch_size, replicas().size(), comm_.rank());
   const int64_t ranks = replicas().size();
   if (batch.changed) {
     log("data.batch_size changed at the start of epoch " + std::to_string(saved.epoch) +
@@ -99,7 +102,7 @@ ShardSampler Trainer::trainSampler() const {
 }
 
 void Trainer::resumeFrom(const std::string& dir) {
-  const TrainingState saved = readTrainingState(dir);
+  const TrainingState saved = *resumeState_;
   if (replicas().rank() == 0) {
     std::ifstream in(fs::path(dir) / "config.yaml");
     std::stringstream old;

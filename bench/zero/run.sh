@@ -69,15 +69,15 @@ for np in (2, 4):
               f"{ms / base[1]:.2f} |")
 
 # GPT-2 small: 124M parameters, float32, AdamW (two moments). Per rank: parameters and
-# gradients (buckets) as plain training holds them, plus the optimizer state, plus ZeRO-1's
-# flat parameter buffer (the all-gather's; one more copy of the parameters).
+# gradients (buckets) as plain training holds them, plus the optimizer state; ZeRO-1 keeps
+# 1/N of the state and its shard's own parameters (1/N), and all-gathers in the buckets.
 P = 124_439_808
 gb = lambda b: f"{b / 2**30:.2f} GiB"
 print("\nGPT-2 small (124.4M parameters, float32, AdamW), per rank, computed:\n")
-print("| ranks | plain: params + grads + state | ZeRO-1: params + grads + buffer + state/N | saved |")
+print("| ranks | plain: params + grads + state | ZeRO-1: params + grads + (shard + state)/N | saved |")
 print("|---:|---:|---:|---:|")
 for n in (8, 64):
     plain = 4 * P * (1 + 1 + 2)
-    zero = 4 * P * (1 + 1 + 1) + 4 * 2 * P / n
+    zero = 4 * P * (1 + 1) + 4 * (1 + 2) * P / n
     print(f"| {n} | {gb(plain)} | {gb(zero)} | {gb(plain - zero)} |")
 PYEOF

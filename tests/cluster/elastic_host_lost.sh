@@ -72,15 +72,9 @@ for ckpt in "$WORK"/run/checkpoints/step-*; do
   "$RINGTRAIN_BIN" eval --checkpoint "$ckpt" >/dev/null 2>&1 || fail "$ckpt is not valid"
 done
 $PY - "$WORK/reference.samples" "$WORK/run.samples" <<'PYEOF' || fail "the elastic run read other samples than the reference"
-import collections, glob, os, sys
-def steps(d):
-    out = collections.defaultdict(list)
-    for f in glob.glob(os.path.join(d, "rank-*.txt")):
-        for line in open(f):
-            e, s, *idx = map(int, line.split())
-            out[(e, s)].extend(idx)
-    assert out, "no sample log in " + d
-    return out
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["RINGTRAIN_SOURCE_DIR"], "tests"))
+from sample_log import steps
 ref, run = steps(sys.argv[1]), steps(sys.argv[2])
 assert sorted(ref) == sorted(run), "the runs trained different steps"
 redone = 0

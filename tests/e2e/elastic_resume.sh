@@ -23,18 +23,10 @@ train_np() {
 # exactly_once REFERENCE_LOG_DIR KILLED_LOG_DIR RESUMED_LOG_DIR CURSOR_STEP
 exactly_once() {
   $PY - "$@" <<'PYEOF' || fail "the samples of the resumed run are not the reference's, exactly once"
-import collections, glob, os, sys
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["RINGTRAIN_SOURCE_DIR"], "tests"))
+from sample_log import steps
 ref, killed, resumed, cursor = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-def steps(d, keep=lambda e, s: True):
-    out = collections.defaultdict(list)
-    files = glob.glob(os.path.join(d, "rank-*.txt"))
-    assert files, "no sample log in " + d
-    for f in files:
-        for line in open(f):
-            e, s, *idx = map(int, line.split())
-            if keep(e, s):
-                out[(e, s)].extend(idx)
-    return out
 a = steps(ref)
 b = steps(killed, lambda e, s: (e, s) < (0, cursor))
 for key, idx in steps(resumed).items():

@@ -47,8 +47,8 @@ AllreduceSync::AllreduceSync(const Config& cfg, Communicator& comm,
   options.reduceScatter = cfg.distributed.zero == 1;
   gradSync_ = std::make_unique<GradientSynchronizer>(comm_, parameters_, options);
   if (options.reduceScatter) {
-    zero_ = std::make_unique<ShardedOptimizer>(cfg.optimizer, comm_, parameters_,
-                                               gradSync_->layout(), timeout_);
+    zero_ =
+        std::make_unique<ShardedOptimizer>(cfg.optimizer, comm_, parameters_, *gradSync_, timeout_);
   }
 }
 

@@ -135,6 +135,12 @@ class GradientSynchronizer {
   void synchronize(int64_t step);
 
   const std::vector<BucketLayout>& layout() const { return layout_; }
+  // The flat bucket that holds bucket b's .grad values (each .grad is a view of it), or an
+  // undefined tensor where .grad is a copy (compressed buckets, one rank). The sharded
+  // optimizer all-gathers the parameters through it once the step's gradients are used.
+  torch::Tensor gradientBucket(size_t b) const {
+    return gradIsSlot(b) ? buckets_[b] : torch::Tensor();
+  }
   bool overlapping() const { return hooks_ && !hooks_->empty(); }
   // Buckets of the last synchronised step that backward's hooks launched (the rest were
   // launched by synchronize()). For tests and diagnostics.

@@ -8,21 +8,28 @@ namespace ringtrain {
 
 ShardedOptimizer::ShardedOptimizer(const OptimizerConfig& cfg, Communicator& comm,
                                    std::vector<torch::Tensor> parameters,
-                                   std::vector<BucketLayout> layout,
+                                   const GradientSynchronizer& gradients,
                                    std::chrono::milliseconds timeout)
     : cfg_(cfg),
       comm_(comm),
       parameters_(std::move(parameters)),
-      layout_(std::move(layout)),
+      layout_(gradients.layout()),
       timeout_(timeout) {
   std::vector<torch::Tensor> shardParams;
-  for (const BucketLayout& bucket : layout_) {
+  for (size_t b = 0; b < layout_.size(); ++b) {
+    const BucketLayout& bucket = layout_[b];
     Shard shard;
     shard.range = shardOf(bucket.numel, comm_.size(), comm_.rank());
     const auto options = torch::TensorOptions().dtype(bucket.dtype).device(bucket.device);
-    shard.whole = comm_.allocateBuffer(bucket.numel, options);
-    shard.param = shard.whole.narrow(0, shard.range.offset, shard.range.length);
-    shard.grad = torch::zeros({shard.range.length}, options);
+    shard.whole = gradients.gradientBucket(b);
+    shard.gradInWhole = shard.whole.defined();
+    if (shard.gradInWhole) {
+      shard.grad = shard.whole.narrow(0, shard.range.offset, shard.range.length);
+    } else {
+      shard.whole = comm_.allocateBuffer(bucket.numel, options);
+      shard.grad = torch::zeros({shard.range.length}, options);
+    }
+    shard.param = torch::zeros({shard.range.length}, options);
     shard.param.mutable_grad() = shard.grad;
     shardParams.push_back(shard.param);
     shards_.push_back(std::move(shard));
@@ -47,6 +54,7 @@ void ShardedOptimizer::forEachOverlap(size_t b, F&& f) const {
 void ShardedOptimizer::loadGradients() {
   torch::NoGradGuard noGrad;
   for (size_t b = 0; b < shards_.size(); ++b) {
+    if (shards_[b].gradInWhole) continue;  // the reduce-scatter left them there
     forEachOverlap(b, [&](size_t k, int64_t inParam, int64_t inShard, int64_t length) {
       const torch::Tensor& grad = parameters_[k].grad();
       auto dst = shards_[b].grad.narrow(0, inShard, length);
@@ -90,6 +98,10 @@ void ShardedOptimizer::step(double lr) {
   optimizer_->step();
   std::vector<WorkPtr> works;
   for (size_t b = 0; b < shards_.size(); ++b) {
+    // (Where whole is the gradient bucket this overwrites gradients already used.)
+    shards_[b]
+        .whole.narrow(0, shards_[b].range.offset, shards_[b].range.length)
+        .copy_(shards_[b].param);
     works.push_back(
         comm_.allgatherShards(shards_[b].whole, "parameters of bucket " + std::to_string(b + 1)));
   }

@@ -13,7 +13,10 @@
 //      parameter shards; these optimizers are element-wise, so a shard's update is the
 //      plain optimizer's on those elements;
 //   4. every bucket's parameters are all-gathered (Communicator::allgatherShards, the ring's
-//      other half) and copied into the replica's parameters.
+//      other half) and copied into the replica's parameters. The all-gather runs in the
+//      gradient bucket itself, whose gradients are used by then (the next zero_grad clears
+//      it), so no second copy of the parameters is kept; only where .grad is not a view of
+//      its bucket (bf16/fp16 compression) a flat parameter buffer is allocated instead.
 // On the ring the reduce-scatter is exactly the first half of the all-reduce, so the
 // averaged gradients are bitwise plain training's; the global norm is summed in another order
 // (float64), so a clipped step may differ in the last bits.
@@ -41,10 +44,10 @@ namespace ringtrain {
 
 class ShardedOptimizer {
  public:
-  // `parameters` and `layout` as the GradientSynchronizer that reduce-scatters them has them.
-  // Collective (allocates the parameter buffers through the communicator).
+  // `gradients` reduce-scatters `parameters`' gradients (GradSyncOptions::reduceScatter) and
+  // outlives this. Collective (may allocate buffers through the communicator).
   ShardedOptimizer(const OptimizerConfig& cfg, Communicator& comm,
-                   std::vector<torch::Tensor> parameters, std::vector<BucketLayout> layout,
+                   std::vector<torch::Tensor> parameters, const GradientSynchronizer& gradients,
                    std::chrono::milliseconds timeout);
 
   // Copies this rank's shard of the averaged gradients out of the parameters' .grad.
@@ -68,9 +71,10 @@ class ShardedOptimizer {
  private:
   struct Shard {
     RingChunk range;      // of the bucket, in elements
-    torch::Tensor whole;  // the bucket's parameters, flat (the all-gather's buffer)
-    torch::Tensor param;  // whole's range: what the optimizer updates
-    torch::Tensor grad;   // its averaged gradients
+    torch::Tensor whole;  // the all-gather's buffer: the gradient bucket, or a buffer of its own
+    torch::Tensor param;  // this rank's parameters of the range: what the optimizer updates
+    torch::Tensor grad;   // their averaged gradients (whole's range, where whole is the bucket)
+    bool gradInWhole = false;
   };
   // Calls f(parameter index, its offset in the bucket's flat view, the shard's offset, length)
   // for every parameter of bucket b that overlaps the shard.

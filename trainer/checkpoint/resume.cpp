@@ -117,8 +117,8 @@ std::vector<std::string> configDifferences(const std::string& oldYaml, const std
   return differences;
 }
 
-ResumedBatch resumedMicroBatch(const std::string& dir, int64_t batchSize, int worldSize, int rank) {
-  const TrainingState saved = readTrainingState(dir);
+ResumedBatch resumedMicroBatch(const std::string& dir, const TrainingState& saved,
+                               int64_t batchSize, int worldSize, int rank) {
   int64_t savedBatchSize = 0;
   try {
     const YAML::Node config = YAML::LoadFile((std::filesystem::path(dir) / "config.yaml").string());

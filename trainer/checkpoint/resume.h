@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "collectives/communicator.h"
+#include "trainer/checkpoint/checkpoint.h"
 
 namespace ringtrain {
 
@@ -25,17 +26,18 @@ std::optional<std::string> agreeOnResume(Communicator& comm, const std::string& 
                                          std::chrono::milliseconds timeout);
 
 // The global micro-batch (samples of one sampler step over all ranks) a run resumed from
-// the checkpoint `dir` trains with, `worldSize` ranks and `batchSize` = data.batch_size.
-// Elastic resume: while data.batch_size is the checkpoint's, the checkpoint's global
-// micro-batch is kept whatever the world size, so the (epoch, step) cursor stays exact; a
-// changed data.batch_size asks for worldSize x batchSize instead, which is accepted only
-// at an epoch's start (mid-epoch the cursor's steps would cover other samples): CheckpointError
-// otherwise, naming both ways out.
+// the checkpoint `dir` (whose state.yaml holds `saved`) trains with, `worldSize` ranks and
+// `batchSize` = data.batch_size. Elastic resume: while data.batch_size is the checkpoint's, the
+// checkpoint's global micro-batch is kept whatever the world size, so the (epoch, step) cursor
+// stays exact; a changed data.batch_size asks for worldSize x batchSize instead, which is accepted
+// only at an epoch's start (mid-epoch the cursor's steps would cover other samples):
+// CheckpointError otherwise, naming both ways out.
 struct ResumedBatch {
   int64_t microBatchSamples = 0;
   bool changed = false;  // it differs from the checkpoint's
 };
-ResumedBatch resumedMicroBatch(const std::string& dir, int64_t batchSize, int worldSize, int rank);
+ResumedBatch resumedMicroBatch(const std::string& dir, const TrainingState& saved,
+                               int64_t batchSize, int worldSize, int rank);
 
 // Keys whose values differ between two resolved configs (Config::toYaml text), one
 // "section.key: old -> new" per key, in the order of `newYaml`.
