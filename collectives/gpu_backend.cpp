@@ -42,6 +42,22 @@ std::string ncclVersion() {
 #endif
 }
 
+std::string cudaRuntimeVersion() {
+#if RINGTRAIN_WITH_NCCL
+  return cudaRuntimeVersionText();
+#else
+  return {};
+#endif
+}
+
+std::vector<std::string> gpuNames() {
+#if RINGTRAIN_WITH_NCCL
+  return cudaDeviceNames();
+#else
+  return {};
+#endif
+}
+
 GpuProbe probeGpu() {
   GpuProbe probe;
   probe.builtWithNccl = ncclBuiltIn();

@@ -65,6 +65,10 @@ PollOutcome classifyPoll(bool eventDone, bool eventError, bool asyncError, bool 
 // the loaded library) or "" when not compiled in.
 bool ncclBuiltIn();
 std::string ncclVersion();
+// The CUDA runtime's version ("13.0") and the name of each GPU this process sees, through the
+// NCCL backend's CUDA runtime: "" and none in a build without it. Never throw.
+std::string cudaRuntimeVersion();
+std::vector<std::string> gpuNames();
 
 // Backend "nccl": probes the process (throwing requireGpuBackend's ConfigError before any
 // collective, so no rank is left waiting), then builds an NcclCommunicator over a duplicate of

@@ -1,6 +1,7 @@
 #include "collectives/cuda_check.h"
 
 #include "collectives/gpu_backend.h"
+#include "collectives/nccl_communicator.h"
 #include "core/error.h"
 
 namespace ringtrain {
@@ -89,6 +90,30 @@ void checkNccl(ncclResult_t rc, const char* call, int rank, ncclComm_t comm) {
   throw CommError(formatGpuError(call, rank, ncclResultName(rc), static_cast<int>(rc),
                                  ncclGetErrorString(rc), ncclLastError(comm)),
                   ncclHint(rc), rank);
+}
+
+std::string cudaRuntimeVersionText() {
+  int version = 0;
+  if (cudaRuntimeGetVersion(&version) != cudaSuccess) {
+    cudaGetLastError();
+    return {};
+  }
+  // 1000 * major + 10 * minor.
+  return std::to_string(version / 1000) + "." + std::to_string((version % 1000) / 10);
+}
+
+std::vector<std::string> cudaDeviceNames() {
+  std::vector<std::string> names;
+  for (int device = 0; device < cudaDeviceCount(nullptr); ++device) {
+    cudaDeviceProp properties{};
+    if (cudaGetDeviceProperties(&properties, device) != cudaSuccess) {
+      cudaGetLastError();
+      names.emplace_back("unknown");
+      continue;
+    }
+    names.emplace_back(properties.name);
+  }
+  return names;
 }
 
 }  // namespace ringtrain

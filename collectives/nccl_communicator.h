@@ -89,6 +89,10 @@ std::unique_ptr<Communicator> createNcclCommunicator(MPI_Comm comm,
 int cudaDeviceCount(std::string* error);
 // "2.28.9": the version of the NCCL library loaded at run time.
 std::string ncclLibraryVersion();
+// "13.0": the CUDA runtime's version, "" when it cannot say.
+std::string cudaRuntimeVersionText();
+// "NVIDIA H100 80GB HBM3" for each GPU the CUDA runtime sees.
+std::vector<std::string> cudaDeviceNames();
 // The GPU of `comm` when it is an NcclCommunicator, else -1.
 int ncclDeviceOf(const Communicator& comm);
 

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/exit_codes.h"
+
 namespace ringtrain {
 
 class Error : public std::runtime_error {
@@ -17,6 +19,8 @@ class Error : public std::runtime_error {
   int rank() const { return rank_; }
   // A short category name used in the one-line report ("config", "data", ...).
   virtual const char* kind() const { return "error"; }
+  // The process's exit status when this error ends it (core/exit_codes.h).
+  virtual int exitCode() const { return kExitInternal; }
 
   // "[rank 1] data error: <message>. HINT: <hint>" on one line.
   std::string oneLine(int fallbackRank = -1) const {
@@ -32,20 +36,22 @@ class Error : public std::runtime_error {
   int rank_;
 };
 
-#define RINGTRAIN_DEFINE_ERROR(Name, label)             \
+#define RINGTRAIN_DEFINE_ERROR(Name, label, code)       \
   class Name : public Error {                           \
    public:                                              \
     using Error::Error;                                 \
     const char* kind() const override { return label; } \
+    int exitCode() const override { return code; }      \
   };
 
-RINGTRAIN_DEFINE_ERROR(ConfigError, "config")
-RINGTRAIN_DEFINE_ERROR(DataError, "data")
-RINGTRAIN_DEFINE_ERROR(CommError, "communication")
-RINGTRAIN_DEFINE_ERROR(TimeoutError, "timeout")
-RINGTRAIN_DEFINE_ERROR(CheckpointError, "checkpoint")
-RINGTRAIN_DEFINE_ERROR(ModelError, "model")
-RINGTRAIN_DEFINE_ERROR(TrainingError, "training")
+RINGTRAIN_DEFINE_ERROR(UsageError, "usage", kExitUsage)  // the command line, not the config
+RINGTRAIN_DEFINE_ERROR(ConfigError, "config", kExitConfig)
+RINGTRAIN_DEFINE_ERROR(DataError, "data", kExitData)
+RINGTRAIN_DEFINE_ERROR(CommError, "communication", kExitLostPeer)
+RINGTRAIN_DEFINE_ERROR(TimeoutError, "timeout", kExitLostPeer)
+RINGTRAIN_DEFINE_ERROR(CheckpointError, "checkpoint", kExitCheckpoint)
+RINGTRAIN_DEFINE_ERROR(ModelError, "model", kExitModel)
+RINGTRAIN_DEFINE_ERROR(TrainingError, "training", kExitTraining)
 
 #undef RINGTRAIN_DEFINE_ERROR
 

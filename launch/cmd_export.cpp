@@ -23,8 +23,7 @@ void addOptions(cxxopts::Options& options) {
 int run(const cxxopts::ParseResult& args, CommandContext& /*context*/) {
   const auto format = args["format"].as<std::string>();
   if (format != "safetensors" && format != "torch") {
-    throw ConfigError("unknown export format '" + format + "'",
-                      "use --format safetensors or torch");
+    throw UsageError("unknown export format '" + format + "'", "use --format safetensors or torch");
   }
   const auto out = requiredOption(args, "out");
   const auto warn = [](const std::string& m) { std::cerr << "warning: " << m << "\n"; };

@@ -25,7 +25,7 @@ int run(const cxxopts::ParseResult& args, CommandContext& /*context*/) {
   auto loaded = loadForInference(requiredOption(args, "checkpoint"), overridesOf(args), warn);
   auto testSet = makeDataset(loaded.config.data, Split::Test);
   const int64_t requested = args["count"].as<int64_t>();
-  if (requested < 0) throw ConfigError("--count must be >= 0", "e.g. --count 100");
+  if (requested < 0) throw UsageError("--count must be >= 0", "e.g. --count 100");
   const int64_t count = std::min(requested, testSet->size());
   const int64_t batchSize = loaded.config.data.eval_batch_size;
   torch::NoGradGuard noGrad;

@@ -60,7 +60,7 @@ class ProgressBar {
 
 int run(const cxxopts::ParseResult& args, CommandContext&) {
   TextPrepOptions options;
-  if (!args.count("in")) throw ConfigError("missing --in", "pass one or more input text files");
+  if (!args.count("in")) throw UsageError("missing --in", "pass one or more input text files");
   options.inputs = args["in"].as<std::vector<std::string>>();
   options.outDir = requiredOption(args, "out");
   options.shards = args["shards"].as<int64_t>();

@@ -21,8 +21,8 @@ void addOptions(cxxopts::Options& options) {
 
 int run(const cxxopts::ParseResult& args, CommandContext&) {
   if (!args.count("runs")) {
-    throw ConfigError("report: no run directories given",
-                      "usage: ringtrain report runs/a runs/b -o report.html");
+    throw UsageError("report: no run directories given",
+                     "usage: ringtrain report runs/a runs/b -o report.html");
   }
   const auto runs = args["runs"].as<std::vector<std::string>>();
   const auto output = args["output"].as<std::string>();

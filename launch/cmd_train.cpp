@@ -1,5 +1,5 @@
 // ringtrain train --config FILE [--set k=v ...] [--run-dir DIR] [--resume DIR|auto]
-//                 [--print-config]
+//                 [--print-config] [--dry-run]
 #include <cstdio>
 
 #include "collectives/mpi_communicator.h"
@@ -16,7 +16,10 @@ void addOptions(cxxopts::Options& options) {
       "run-dir", "run directory (default runs/<train.run_name>)", cxxopts::value<std::string>())(
       "resume", "resume from a checkpoint directory, or 'auto' for the newest in the run dir",
       cxxopts::value<std::string>())(
-      "print-config", "print the resolved config (file, defaults and --set) as YAML and exit");
+      "print-config", "print the resolved config (file, defaults and --set) as YAML and exit")(
+      "dry-run",
+      "build the model and data, print parameters, shards, steps per epoch and the "
+      "checkpoint it would resume from, and exit without training or writing");
 }
 
 int run(const cxxopts::ParseResult& args, CommandContext& context) {
@@ -30,14 +33,15 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
   RunOptions options;
   if (args.count("run-dir")) options.runDir = args["run-dir"].as<std::string>();
   if (args.count("resume")) options.resume = args["resume"].as<std::string>();
+  options.dryRun = args.count("dry-run") > 0;
   // Every rank of the job, in both modes (parameter-server mode splits it into roles).
   // barrier() gets the same deadline as every other collective (distributed.timeout_s).
   const auto timeout = cfg.distributed.timeout();
   context.comm = makeCommunicator(cfg.distributed.backend, MPI_COMM_WORLD, timeout,
                                   cfg.distributed.shared_memory);
   const TrainSummary summary = Trainer(std::move(cfg), *context.comm, options).run();
-  // A scheduler's signal ended the run at a checkpoint: a distinct code for a requeue.
-  return summary.stoppedBy.empty() ? 0 : kStoppedBySignalExitCode;
+  // A signal ended the run at a checkpoint: a distinct code for a requeue (or a user's stop).
+  return summary.stoppedBy.empty() ? kExitOk : stopExitCode(summary.stoppedBy);
 }
 
 }  // namespace
@@ -45,7 +49,7 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
 Command trainCommand() {
   return {"train",
           "train --config FILE [--set section.key=value ...] [--run-dir DIR] [--resume DIR|auto] "
-          "[--print-config]",
+          "[--print-config] [--dry-run]",
           true, addOptions, run};
 }
 

@@ -5,9 +5,9 @@
 namespace ringtrain::cli {
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> all = {trainCommand(),  evalCommand(),   prepareTextCommand(),
-                                           sampleCommand(), reportCommand(), exportCommand(),
-                                           predictCommand()};
+  static const std::vector<Command> all = {trainCommand(),   evalCommand(),   prepareTextCommand(),
+                                           sampleCommand(),  reportCommand(), exportCommand(),
+                                           predictCommand(), envCommand()};
   return all;
 }
 
@@ -17,7 +17,7 @@ std::vector<std::string> overridesOf(const cxxopts::ParseResult& args) {
 }
 
 std::string requiredOption(const cxxopts::ParseResult& args, const std::string& name) {
-  if (!args.count(name)) throw ConfigError("missing --" + name, "see `ringtrain --help`");
+  if (!args.count(name)) throw UsageError("missing --" + name, "see `ringtrain --help`");
   return args[name].as<std::string>();
 }
 

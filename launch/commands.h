@@ -44,5 +44,6 @@ Command predictCommand();
 Command prepareTextCommand();
 Command sampleCommand();
 Command reportCommand();
+Command envCommand();
 
 }  // namespace ringtrain::cli

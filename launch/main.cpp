@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/exit_codes.h"
 #include "launch/commands.h"
 #include "trainer/host/blas_kernels.h"
 
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
   const std::string name = argc > 1 ? argv[1] : "";
   if (name.empty() || name == "-h" || name == "--help" || name == "help") {
     printUsage(std::cout);
-    return name.empty() ? 2 : 0;
+    return name.empty() ? ringtrain::kExitUsage : ringtrain::kExitOk;
   }
   if (name == "--version" || name == "version") {
     std::cout << "ringtrain " << RINGTRAIN_VERSION << "\n";
@@ -57,13 +58,14 @@ int main(int argc, char** argv) {
   if (!command) {
     std::cerr << "ringtrain: unknown command '" << name << "'\n";
     printUsage(std::cerr);
-    return 2;
+    return ringtrain::kExitUsage;
   }
 
   int rank = -1;
   int worldSize = 1;
   std::optional<ringtrain::MpiContext> mpi;
   std::unique_ptr<ringtrain::Communicator> comm;
+  int status = ringtrain::kExitInternal;
   try {
     if (command->usesMpi) {
       mpi.emplace(&argc, &argv);
@@ -87,14 +89,17 @@ int main(int argc, char** argv) {
     return command->run(args, context);
   } catch (const ringtrain::Error& e) {
     printErrorLine("ringtrain: " + e.oneLine(rank));
+    status = e.exitCode();
   } catch (const cxxopts::exceptions::exception& e) {
     printErrorLine("ringtrain: " + std::string(e.what()) + " (see `ringtrain " + name +
                    " --help`)");
+    status = ringtrain::kExitUsage;
   } catch (const std::exception& e) {
     printErrorLine("ringtrain: [rank " + std::to_string(rank) +
                    "] internal error: " + firstLine(e.what()));
   }
-  // Other ranks may be blocked in a collective waiting for this one: take the job down.
-  if (worldSize > 1) ringtrain::MpiContext::abortJob(1);
-  return 1;
+  // Other ranks may be blocked in a collective waiting for this one: take the job down
+  // (mpirun then exits with this rank's status).
+  if (worldSize > 1) ringtrain::MpiContext::abortJob(status);
+  return status;
 }

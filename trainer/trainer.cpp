@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -26,8 +27,11 @@
 #include "trainer/ps/cluster.h"
 #include "trainer/ps/push_pull_sync.h"
 #include "trainer/ps/serve.h"
+#include "trainer/report/environment.h"
 #include "trainer/report/hosts.h"
 #include "trainer/report/metrics.h"
+#include "trainer/report/prometheus.h"
+#include "trainer/report/tensorboard.h"
 #include "trainer/sync/stop_agreement.h"
 
 namespace fs = std::filesystem;
@@ -168,7 +172,7 @@ void Trainer::setUp() {
   chooseResume();
   state_.microBatchSamples = microBatchSamples_;
   checkpoints_ = std::make_unique<CheckpointStore>(runDir_);
-  if (replicas().rank() == 0) {
+  if (replicas().rank() == 0 && !options_.dryRun) {
     std::error_code ec;
     fs::create_directories(runDir_, ec);
     if (ec) {
@@ -176,8 +180,22 @@ void Trainer::setUp() {
                   "choose a writable location with --run-dir", 0);
     }
     std::ofstream(fs::path(runDir_) / "config.yaml") << cfg_.toYaml();
-    metrics_ = std::make_unique<MetricsWriter>((fs::path(runDir_) / "metrics.jsonl").string());
+    if (cfg_.metrics.tensorboard) tensorboard_ = std::make_unique<TensorBoardWriter>(runDir_);
+    const MetricsConfig& m = cfg_.metrics;
+    if (m.prometheus_port > 0 || !m.prometheus_textfile.empty()) {
+      const char* restarts = std::getenv("RINGTRAIN_RESTARTS");  // set by launch/ringtrain-run
+      prometheus_ = std::make_unique<PrometheusExporter>(PrometheusOptions{
+          static_cast<int>(m.prometheus_port), m.prometheus_address, m.prometheus_textfile,
+          cfg_.train.run_name, restarts ? std::atof(restarts) : 0.0});
+    }
+    openMetrics();
     writeHostsFile((fs::path(runDir_) / "hosts").string(), hostOfRank_);
+  }
+  if (replicas().rank() == 0) {
+    // What the run runs on: the log's first line, and env.yaml beside config.yaml.
+    const EnvironmentReport environment = describeEnvironment(hostOfRank_);
+    log(environment.oneLine());
+    if (!options_.dryRun) std::ofstream(fs::path(runDir_) / "env.yaml") << environment.toYaml();
   }
 
   // [GPU, backend nccl] The replica lives on this rank's GPU, moved before the optimizer and
@@ -403,6 +421,7 @@ TrainSummary Trainer::run() {
   // A scheduler's SIGTERM or SIGUSR1 from here on ends the run at a checkpoint (servers too
   // keep running until the workers have saved theirs).
   const StopSignals signals;
+  if (options_.dryRun) return describeDryRun();
   // (The checkpoint was chosen in setUp(): the steps per epoch depend on it.)
   const auto& resumeDir = resumeDir_;
   if (isParameterServer()) return serve(resumeDir);
@@ -449,8 +468,8 @@ TrainSummary Trainer::run() {
       afterStep(interval, globalBatch, microStepsPerEpoch);
       // (An epoch's last step ends at a checkpoint anyway.)
       if (state_.stepInEpoch == microStepsPerEpoch || state_.step == totalSteps_) continue;
-      const std::string signal =
-          stop.afterStep(state_.step, signals.termReceived(), signals.usr1Received());
+      const std::string signal = stop.afterStep(
+          state_.step, {signals.termReceived(), signals.usr1Received(), signals.intReceived()});
       if (!signal.empty()) {
         stopForSignal(signal);
         break;

@@ -34,6 +34,8 @@ namespace ringtrain {
 
 class Loader;
 class MetricsWriter;
+class TensorBoardWriter;
+class PrometheusExporter;
 class ProgressPrinter;
 class StepSync;
 struct StepPhases;
@@ -49,6 +51,10 @@ struct RunOptions {
   bool quiet = false;  // no progress output (tests)
   // Your own loss (and whether to report accuracy) instead of train.loss / train.metric.
   std::optional<Objective> objective;
+  // Builds everything a run needs (model, data, shards, the checkpoint it would resume from,
+  // the gradient buckets), prints what it found, and trains nothing: run() returns at once
+  // and nothing is written to the run directory.
+  bool dryRun = false;
 };
 
 struct TrainSummary {
@@ -95,11 +101,15 @@ class Trainer {
   Communicator& replicas() { return *replicas_; }
   // Parameter servers: their part of run().
   TrainSummary serve(const std::optional<std::string>& resumeDir);
+  // RunOptions::dryRun's run(): what the run would do, printed by the replicas' rank 0.
+  TrainSummary describeDryRun();
   // Compares the model fingerprint across ranks (see trainer/sync/fingerprint.h); `when` names
   // the moment in the error message.
   void checkSameModelEverywhere(const std::string& when, std::chrono::milliseconds timeout);
   // Drops the records of metrics.jsonl after the step resumed at (replicas' rank 0).
   void rollBackMetrics();
+  // Opens metrics.jsonl (replicas' rank 0) with the TensorBoard and Prometheus sinks.
+  void openMetrics();
   // Refuses, saying what differs, a checkpoint of another model or world size (every rank,
   // servers too, so that each one's path ends with the same line).
   void refuseUnfitCheckpoint(const std::string& dir);
@@ -149,6 +159,8 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<StepSync> sync_;  // turns the replicas' gradients into the update
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;  // metrics.tensorboard, on rank 0
+  std::unique_ptr<PrometheusExporter> prometheus_;  // metrics.prometheus_*, on rank 0
   std::unique_ptr<ProgressPrinter> progress_;
   std::unique_ptr<CheckpointStore> checkpoints_;
   TrainingState state_;

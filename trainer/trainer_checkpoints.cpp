@@ -11,6 +11,8 @@
 #include "trainer/deadlines.h"
 #include "trainer/optim/optimizer.h"
 #include "trainer/report/metrics.h"
+#include "trainer/report/prometheus.h"
+#include "trainer/report/tensorboard.h"
 #include "trainer/sync/fingerprint.h"
 #include "trainer/sync/step_sync.h"
 #include "trainer/trainer.h"
@@ -151,6 +153,7 @@ void Trainer::saveCheckpoint() {
       ->wait(timeout_);
   if (failure) std::rethrow_exception(failure);
   checkpointedStep_ = state_.step;
+  if (prometheus_ && status.item<double>() == 0.0) prometheus_->checkpointWritten();
   if (status.item<double>() > 0.0) {
     throw CheckpointError("rank 0 could not write the checkpoint of step " +
                               std::to_string(state_.step) + " (its line says why)",
@@ -165,7 +168,10 @@ void Trainer::rollBackMetrics() {
   const auto path = (fs::path(runDir_) / "metrics.jsonl").string();
   metrics_.reset();
   discardMetricsAfter(path, state_.step);
-  metrics_ = std::make_unique<MetricsWriter>(path);
+  openMetrics();
+  // (Earlier event files hold those steps too: TensorBoard drops the steps from this mark
+  // on, and the records of the resumed step itself stay, as in metrics.jsonl.)
+  if (tensorboard_) tensorboard_->restartAt(state_.step + 1);
 }
 
 void Trainer::stopForSignal(const std::string& signal) {
@@ -179,7 +185,7 @@ void Trainer::stopForSignal(const std::string& signal) {
   log("stopping after step " + std::to_string(state_.step) + " for " + signal + ": " +
       (cfg_.checkpoint.enabled ? "checkpoint of step " + std::to_string(state_.step) +
                                      " written; continue with --resume auto (exit code " +
-                                     std::to_string(kStoppedBySignalExitCode) + ")"
+                                     std::to_string(stopExitCode(signal)) + ")"
                                : "checkpoint.enabled is false, so nothing was saved"));
 }
 

@@ -2,10 +2,14 @@
 // waits in one collective, writes the means, and warns of a straggling rank or a slow link.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
+#include "models/registry.h"
 #include "trainer/deadlines.h"
 #include "trainer/optim/optimizer.h"
 #include "trainer/report/metrics.h"
+#include "trainer/report/prometheus.h"
+#include "trainer/report/tensorboard.h"
 #include "trainer/trainer.h"
 
 namespace ringtrain {
@@ -137,6 +141,66 @@ void Trainer::warnOfSlowLink(const SlowLink& link, int64_t steps, double stepMs)
                 static_cast<long long>(state_.step - steps + 1),
                 static_cast<long long>(state_.step), link.waitMs, link.othersMedianMs, stepMs);
   log(line);
+}
+
+void Trainer::openMetrics() {
+  std::vector<MetricsWriter::Sink> sinks;
+  if (tensorboard_) {
+    sinks.emplace_back([writer = tensorboard_.get()](const std::string& kind, const auto& fields) {
+      writer->record(kind, fields);
+    });
+  }
+  if (prometheus_) {
+    sinks.emplace_back([exporter = prometheus_.get()](const std::string& kind, const auto& fields) {
+      exporter->record(kind, fields);
+    });
+  }
+  metrics_ = std::make_unique<MetricsWriter>(
+      (std::filesystem::path(runDir_) / "metrics.jsonl").string(), std::move(sinks));
+}
+
+TrainSummary Trainer::describeDryRun() {
+  TrainSummary summary;
+  summary.runDir = runDir_;
+  if (isParameterServer()) return summary;
+  int64_t parameterBytes = 0;
+  for (const auto& p : model_->parameters()) parameterBytes += p.numel() * p.element_size();
+  const ShardSampler sampler = trainSampler();
+  const int replicaCount = replicas().size();
+  const int64_t accumulation = cfg_.train.grad_accumulation;
+  const int64_t globalBatch = microBatchSamples_ * accumulation;
+  const int64_t perRank = microBatchSamples_ / replicaCount;
+  const int64_t larger = microBatchSamples_ % replicaCount;
+  char line[320];
+  log("dry run: nothing is trained, and nothing is written to " + runDir_);
+  std::snprintf(line, sizeof line, "  model %s: %lld parameters, %.2f MB", cfg_.model.name.c_str(),
+                static_cast<long long>(parameterCount(*model_)), parameterBytes / 1e6);
+  log(line);
+  std::snprintf(
+      line, sizeof line, "  data %s: %lld training samples, %s", cfg_.data.name.c_str(),
+      static_cast<long long>(trainSet_->size()),
+      testSet_ ? (std::to_string(testSet_->size()) + " test samples").c_str() : "no test set");
+  log(line);
+  std::snprintf(line, sizeof line,
+                "  shards: %d replica(s) x %lld samples per micro-batch%s x %lld micro-batch(es) "
+                "= global batch %lld",
+                replicaCount, static_cast<long long>(perRank),
+                larger ? (" (+1 on the first " + std::to_string(larger) + ")").c_str() : "",
+                static_cast<long long>(accumulation), static_cast<long long>(globalBatch));
+  log(line);
+  std::snprintf(line, sizeof line,
+                "  steps: %lld per epoch (%lld samples of each epoch left out), %lld epoch(s), "
+                "%lld in all%s",
+                static_cast<long long>(stepsPerEpoch_),
+                static_cast<long long>(sampler.droppedPerEpoch()),
+                static_cast<long long>(cfg_.train.epochs), static_cast<long long>(totalSteps_),
+                cfg_.train.max_steps > 0 ? " (train.max_steps)" : "");
+  log(line);
+  log(resumeDir_
+          ? "  resume: from " + *resumeDir_ + " at step " + std::to_string(resumeState_->step) +
+                " (written by " + std::to_string(resumeState_->worldSize) + " rank(s))"
+          : std::string("  resume: none, a fresh run"));
+  return summary;
 }
 
 }  // namespace ringtrain

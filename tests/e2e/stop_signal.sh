@@ -3,7 +3,8 @@
 # time limit do), or SIGUSR1 to mpirun (which forwards it to every rank; sbatch
 # --signal=USR1@SECONDS sends it ahead of the time limit). Every rank finishes its step, the
 # job writes a checkpoint of the step it stopped at and exits with code 75, and --resume
-# auto then ends bitwise as a run that never stopped. Also in parameter-server mode.
+# auto then ends bitwise as a run that never stopped. Also in parameter-server mode. The
+# user's SIGINT (Ctrl-C) to every rank stops the same way with the interrupt's code 130.
 source "$(dirname "$0")/fault_common.bash"
 RUN=(--set train.max_steps=1500 --set train.epochs=4 --set checkpoint.every_steps=500 --set train.log_every=50
   --set train.threads=1 --set data.prefetch=2)
@@ -30,9 +31,11 @@ stop_run() {
   wait "$job"
   local rc=$?
   set -e
-  [ "$rc" -eq 75 ] || { tail -n 20 "$WORK/$name.out" >&2; fail "$name: exit $rc, expected 75"; }
+  local expected=75
+  [ "$signal" != INT ] || expected=130
+  [ "$rc" -eq "$expected" ] || { tail -n 20 "$WORK/$name.out" >&2; fail "$name: exit $rc, expected $expected"; }
   expect_line "$WORK/$name.out" \
-    "^stopping after step [0-9]+ for SIG$signal: checkpoint of step [0-9]+ written; continue with --resume auto"
+    "^stopping after step [0-9]+ for SIG$signal: checkpoint of step [0-9]+ written; continue with --resume auto \(exit code $expected\)"
   local step
   step=$(grep -oE "stopping after step [0-9]+" "$WORK/$name.out" | grep -oE "[0-9]+$")
   [ "$step" -lt 1500 ] || fail "$name: stopped only at the end"
@@ -52,6 +55,8 @@ same_parameters "$WORK/reference" "$WORK/term"
 same_metrics "$WORK/reference" "$WORK/term" eval
 stop_run usr1 USR1 mpirun 2
 same_parameters "$WORK/reference" "$WORK/usr1"
+stop_run int INT ranks 2
+same_parameters "$WORK/reference" "$WORK/int"
 
 PS=(--set distributed.mode=ps --set ps.servers=1 --set ps.consistency=bsp)
 train 3 "$WORK/ps_reference" "${PS[@]}" >"$WORK/ps_reference.out" 2>&1 ||

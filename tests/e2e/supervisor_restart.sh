@@ -6,7 +6,8 @@
 #     uninterrupted run;
 #  2. a job that keeps dying is restarted --max-restarts times with a growing back-off, then
 #     the supervisor gives up with the last error and a non-zero exit;
-#  3. a config error is not retried.
+#  3. a config error is not retried, nor is a data error: the restart policy by exit status
+#     (core/exit_codes.h); the supervisor passes the job's status on.
 source "$(dirname "$0")/fault_common.bash"
 export RINGTRAIN_BIN
 SUP=("$SUPERVISOR" -np 2 --launcher-args "--oversubscribe --bind-to none")
@@ -38,6 +39,14 @@ expect_line "$WORK/give_up.err" "giving up after 2 restart\(s\); last error:"
 expect_failure config timeout 600 "${SUP[@]}" --max-restarts 3 --backoff 1 -- train \
   --config "$MLP_CFG" --run-dir "$WORK/bad" --set optimizer.lrr=1
 expect_line "$WORK/config.err" "unknown key 'lrr'"
-expect_line "$WORK/config.err" "not restarting: a config or usage error"
+expect_line "$WORK/config.err" "not restarting \(exit 3\): a config or usage error"
 ! grep -q "attempt 2" "$WORK/config.err" || fail "a config error was retried"
+set +e
+"${SUP[@]}" --max-restarts 3 --backoff 1 -- train --config "$MLP_CFG" --run-dir "$WORK/nodata" \
+  --set data.dir="$WORK/no-such-data" >"$WORK/data.out" 2>"$WORK/data.err"
+rc=$?
+set -e
+[ "$rc" -eq 4 ] || { tail -n 20 "$WORK/data.err" >&2; fail "a data error ended with exit $rc, not 4"; }
+expect_line "$WORK/data.err" "not restarting \(exit 4\): a data error"
+! grep -q "attempt 2" "$WORK/data.err" || fail "a data error was retried"
 echo "PASS"

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <string>
 
 #include "collectives/mpi_communicator.h"
 #include "tests/mpi/ps_fixtures.h"
+#include "trainer/host/stop_signals.h"
 #include "trainer/sync/stop_agreement.h"
 
 namespace ringtrain {
@@ -35,14 +37,19 @@ struct Stopped {
 };
 
 // Steps until the agreement says stop; rank `termRank` has seen SIGTERM from step
-// `signalStep` on and rank 0 SIGUSR1 from then on when `usr1Too`.
-Stopped runUntilStopped(Communicator& comm, int termRank, int64_t signalStep, bool usr1Too) {
+// `signalStep` on (none when it is -1), rank 0 SIGUSR1 from then on when `usr1Too`, and rank 1
+// (0 in a world of one) SIGINT when `intToo`.
+Stopped runUntilStopped(Communicator& comm, int termRank, int64_t signalStep, bool usr1Too,
+                        bool intToo = false) {
   StopAgreement stop(comm, kTimeout);
+  const int intRank = std::min(1, comm.size() - 1);
   for (int64_t step = 1; step <= 100000; ++step) {
     const bool signalled = step >= signalStep;
-    const bool term = signalled && comm.rank() == termRank;
-    const bool usr1 = signalled && usr1Too && comm.rank() == 0;
-    const std::string signals = stop.afterStep(step, term, usr1);
+    SeenSignals seen;
+    seen.term = signalled && comm.rank() == termRank;
+    seen.usr1 = signalled && usr1Too && comm.rank() == 0;
+    seen.interrupt = signalled && intToo && comm.rank() == intRank;
+    const std::string signals = stop.afterStep(step, seen);
     // Every rank must be on the same schedule, or they would read different sums.
     const int64_t between = stop.stepsBetweenChecks();
     EXPECT_EQ(minOverRanks(between), maxOverRanks(between)) << "step " << step;
@@ -66,7 +73,7 @@ TEST(StopAgreement, EveryRankStopsAtTheSameStep) {
 TEST(StopAgreement, ChecksGetRarerWhenStepsAreShort) {
   auto comm = makeCommunicator("ring", MPI_COMM_WORLD);
   StopAgreement stop(*comm, kTimeout);
-  for (int64_t step = 1; step <= 200; ++step) stop.afterStep(step, false, false);
+  for (int64_t step = 1; step <= 200; ++step) stop.afterStep(step, {});
   EXPECT_GT(stop.stepsBetweenChecks(), 1);
   EXPECT_LE(stop.stepsBetweenChecks(), StopAgreement::kMaxStepsBetweenChecks);
 }
@@ -76,6 +83,22 @@ TEST(StopAgreement, TheSignalsOfAllRanksAreJoined) {
   const Stopped stopped = runUntilStopped(*comm, comm->size() - 1, 5, true);
   EXPECT_EQ(minOverRanks(stopped.step), maxOverRanks(stopped.step));
   EXPECT_EQ(stopped.signals, "SIGTERM and SIGUSR1");
+}
+
+TEST(StopAgreement, AnInterruptAloneIsNamedAndEndsWithItsOwnCode) {
+  auto comm = makeCommunicator("ring", MPI_COMM_WORLD);
+  const Stopped stopped = runUntilStopped(*comm, -1, 5, false, true);
+  EXPECT_EQ(minOverRanks(stopped.step), maxOverRanks(stopped.step));
+  ASSERT_EQ(stopped.signals, "SIGINT");
+  EXPECT_EQ(stopExitCode(stopped.signals), kExitInterrupted);
+}
+
+TEST(StopAgreement, APreemptionOutranksAnInterrupt) {
+  auto comm = makeCommunicator("mpi", MPI_COMM_WORLD);
+  const Stopped stopped = runUntilStopped(*comm, 0, 5, false, true);
+  ASSERT_EQ(stopped.signals, "SIGTERM and SIGINT");
+  // The scheduler will requeue the job: it must see the preemption's code.
+  EXPECT_EQ(stopExitCode(stopped.signals), kExitPreempted);
 }
 
 }  // namespace

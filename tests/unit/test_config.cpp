@@ -132,6 +132,11 @@ checkpoint:
   every_steps: 200
   keep_last: 1
   enabled: false
+metrics:
+  tensorboard: true
+  prometheus_port: 9464
+  prometheus_address: 0.0.0.0
+  prometheus_textfile: /tmp/ringtrain.prom
 )";
 
 TEST(Config, EmptyTextGivesTheStructDefaults) {
@@ -159,10 +164,10 @@ TEST(Config, EmptySectionsAndCommentsKeepDefaults) {
 }
 
 TEST(Config, SchemaCoversSectionsInOrder) {
-  const std::vector<std::string> all = {"model", "data",        "optimizer", "schedule",
-                                        "train", "distributed", "ps",        "checkpoint"};
+  const std::vector<std::string> all = {"model",       "data", "optimizer",  "schedule", "train",
+                                        "distributed", "ps",   "checkpoint", "metrics"};
   EXPECT_EQ(configSections(), all);
-  EXPECT_EQ(configSchema().size(), 59u);  // update when a key is added
+  EXPECT_EQ(configSchema().size(), 63u);  // update when a key is added
   ASSERT_NE(findConfigKey("optimizer", "lr"), nullptr);
   EXPECT_EQ(findConfigKey("optimizer", "lrr"), nullptr);
 }
@@ -218,6 +223,10 @@ TEST(Config, FullFileSetsEveryField) {
   EXPECT_EQ(c.checkpoint.every_steps, 200);
   EXPECT_EQ(c.checkpoint.keep_last, 1);
   EXPECT_FALSE(c.checkpoint.enabled);
+  EXPECT_TRUE(c.metrics.tensorboard);
+  EXPECT_EQ(c.metrics.prometheus_port, 9464);
+  EXPECT_EQ(c.metrics.prometheus_address, "0.0.0.0");
+  EXPECT_EQ(c.metrics.prometheus_textfile, "/tmp/ringtrain.prom");
 }
 
 TEST(Config, IntegersAcceptExactlyIntegralNumbers) {

@@ -94,6 +94,14 @@ struct CheckpointConfig {
   bool enabled = true;
 };
 
+// What rank 0 writes besides metrics.jsonl (docs/configuration.md, "metrics").
+struct MetricsConfig {
+  bool tensorboard = false;                      // TensorBoard event files in the run directory
+  int64_t prometheus_port = 0;                   // 0 = no HTTP server for Prometheus
+  std::string prometheus_address = "127.0.0.1";  // where that server listens
+  std::string prometheus_textfile;               // "" = none; else node_exporter's textfile
+};
+
 struct Config {
   ModelConfig model;
   DataConfig data;
@@ -103,6 +111,7 @@ struct Config {
   DistributedConfig distributed;
   PsConfig ps;
   CheckpointConfig checkpoint;
+  MetricsConfig metrics;
 
   // Parses YAML text (as read from `sourceName`, used in messages) and applies overrides
   // of the form "section.key=value". Throws ConfigError.

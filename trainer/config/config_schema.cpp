@@ -93,6 +93,7 @@ std::vector<ConfigKey> buildSchema() {
   const SectionBinder distributed("distributed", &Config::distributed);
   const SectionBinder ps("ps", &Config::ps);
   const SectionBinder checkpoint("checkpoint", &Config::checkpoint);
+  const SectionBinder metrics("metrics", &Config::metrics);
   // clang-format off
   return {
     model("name", &ModelConfig::name),
@@ -161,6 +162,11 @@ std::vector<ConfigKey> buildSchema() {
     checkpoint("every_steps", &CheckpointConfig::every_steps).atLeast(0),
     checkpoint("keep_last", &CheckpointConfig::keep_last).atLeast(1),
     checkpoint("enabled", &CheckpointConfig::enabled),
+
+    metrics("tensorboard", &MetricsConfig::tensorboard),
+    metrics("prometheus_port", &MetricsConfig::prometheus_port).atLeast(0).below(65536),
+    metrics("prometheus_address", &MetricsConfig::prometheus_address),
+    metrics("prometheus_textfile", &MetricsConfig::prometheus_textfile),
   };
   // clang-format on
 }

@@ -1,17 +1,17 @@
-// The signals a scheduler sends before it stops a job: SIGTERM (SLURM's scancel, preemption,
-// the time limit, with KillWait seconds before SIGKILL) and SIGUSR1 (sent ahead of the time
-// limit with sbatch --signal=USR1@SECONDS). While a StopSignals lives, they no longer end the
-// process: the handler records them, and the training loop agrees across the replicas to
-// finish the step, write a checkpoint and end with kStoppedBySignalExitCode.
+// The signals that stop a run at a checkpoint: SIGTERM (SLURM's scancel, preemption, the time
+// limit, with KillWait seconds before SIGKILL), SIGUSR1 (sent ahead of the time limit with
+// sbatch --signal=USR1@SECONDS) and SIGINT (the user's Ctrl-C; a second one ends the process
+// at once). While a StopSignals lives, they no longer end the process: the handler records
+// them, and the training loop agrees across the replicas to finish the step, write a
+// checkpoint and end with stopExitCode().
 #pragma once
 
 #include <csignal>
 #include <string>
 
-namespace ringtrain {
+#include "core/exit_codes.h"
 
-// EX_TEMPFAIL: "try again later" -- a requeued job continues with --resume auto.
-inline constexpr int kStoppedBySignalExitCode = 75;
+namespace ringtrain {
 
 class StopSignals {
  public:
@@ -22,6 +22,14 @@ class StopSignals {
 
   bool termReceived() const;
   bool usr1Received() const;
+  bool intReceived() const;
 };
+
+// The exit status of a run stopped for `signals` (as StopAgreement names them): a user's
+// SIGINT alone is an interrupt; anything a scheduler sent is a preemption that a requeue
+// continues.
+inline int stopExitCode(const std::string& signals) {
+  return signals == "SIGINT" ? kExitInterrupted : kExitPreempted;
+}
 
 }  // namespace ringtrain

@@ -19,7 +19,8 @@ std::string jsonNumber(double value) {
   return s.str();
 }
 
-MetricsWriter::MetricsWriter(const std::string& path) : out_(path, std::ios::app) {
+MetricsWriter::MetricsWriter(const std::string& path, std::vector<Sink> sinks)
+    : out_(path, std::ios::app), sinks_(std::move(sinks)) {
   if (!out_) {
     throw Error("cannot open metrics file " + path, "check that the run directory is writable");
   }
@@ -33,6 +34,7 @@ void MetricsWriter::record(const std::string& kind,
   line << "}\n";
   out_ << line.str();
   out_.flush();
+  for (const auto& sink : sinks_) sink(kind, fields);
 }
 
 double MetricsWriter::secondsSinceStart() const {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -76,10 +77,13 @@ std::optional<SlowLink> findSlowLink(const std::vector<LinkWaits>& waits);
 
 // Appends records to <runDir>/metrics.jsonl; flushes each line so a killed run keeps them.
 // Train and eval records carry "time_s": seconds since this writer was created (the start
-// of the run, or of the resumed part of a run), for plots against wall time.
+// of the run, or of the resumed part of a run), for plots against wall time. Each record
+// also goes to every sink, as written (TensorBoard, Prometheus: trainer/report/).
 class MetricsWriter {
  public:
-  explicit MetricsWriter(const std::string& path);
+  using Sink = std::function<void(const std::string& kind,
+                                  const std::vector<std::pair<std::string, double>>& fields)>;
+  explicit MetricsWriter(const std::string& path, std::vector<Sink> sinks = {});
   // `extra` fields (such as the step phases) come after samples_per_s.
   void train(int64_t step, int64_t epoch, double loss, double lr, double samplesPerSecond,
              const std::vector<std::pair<std::string, double>>& extra = {});
@@ -91,6 +95,7 @@ class MetricsWriter {
   double secondsSinceStart() const;
 
   std::ofstream out_;
+  std::vector<Sink> sinks_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

@@ -18,6 +18,13 @@
 
 namespace ringtrain {
 
+// The stop signals one rank has seen so far (trainer/host/stop_signals.h).
+struct SeenSignals {
+  bool term = false;
+  bool usr1 = false;
+  bool interrupt = false;  // SIGINT
+};
+
 class StopAgreement {
  public:
   // About this long between check steps, once the step time is known.
@@ -27,9 +34,10 @@ class StopAgreement {
   StopAgreement(Communicator& replicas, std::chrono::milliseconds timeout);
 
   // After every step, with this rank's signals so far. Returns "" to go on, or the signals
-  // some replica had seen by the check step before ("SIGTERM", "SIGUSR1" or "SIGTERM and
-  // SIGUSR1"). Collective over the replicas: all must call it after the same steps.
-  std::string afterStep(int64_t step, bool term, bool usr1);
+  // some replica had seen by the check step before, joined by " and " in the order SIGTERM,
+  // SIGUSR1, SIGINT ("SIGTERM", "SIGTERM and SIGUSR1", ...). Collective over the replicas:
+  // all must call it after the same steps.
+  std::string afterStep(int64_t step, const SeenSignals& seen);
 
   // Steps from one check to the next; the same on every replica.
   int64_t stepsBetweenChecks() const { return stepsBetweenChecks_; }
@@ -39,7 +47,7 @@ class StopAgreement {
 
   Communicator& replicas_;
   std::chrono::milliseconds timeout_;
-  // [SIGTERM seen, SIGUSR1 seen, microseconds since the last post], summed over the replicas.
+  // [SIGTERM, SIGUSR1, SIGINT seen, microseconds since the last post], summed over the replicas.
   // Whole numbers in float64, so the sums are exact in any summation order.
   torch::Tensor flags_;
   WorkPtr pending_;  // holds its own reference to flags_, so it may outlive this object
