@@ -30,9 +30,21 @@ void QueuedWork::wait(std::chrono::milliseconds timeout) {
   if (error_) std::rethrow_exception(error_);
 }
 
+std::optional<WorkTimes> QueuedWork::times() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!done_) return std::nullopt;
+  return times_;
+}
+
+void QueuedWork::start() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  times_.started = std::chrono::steady_clock::now();
+}
+
 void QueuedWork::finish(std::exception_ptr error) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    times_.completed = std::chrono::steady_clock::now();
     done_ = true;
     error_ = std::move(error);
   }
@@ -71,6 +83,7 @@ void CommThread::run() {
       item = std::move(queue_.front());
       queue_.pop_front();
     }
+    item.work->start();
     std::exception_ptr error;
     if (!firstFailure_.empty()) {
       error = std::make_exception_ptr(CommError(

@@ -28,16 +28,20 @@ class QueuedWork : public Work {
   bool isCompleted() override;
   void wait(std::chrono::milliseconds timeout) override;
   std::string describe() const override { return description_; }
+  std::optional<WorkTimes> times() const override;
 
+  // Called by the thread: when it takes the operation from the queue, and when it is done.
+  void start();
   void finish(std::exception_ptr error);
 
  private:
   const std::string description_;
   const int rank_;
   const std::function<std::string()> progress_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable done_cv_;
   bool done_ = false;
+  WorkTimes times_;
   std::exception_ptr error_;
 };
 

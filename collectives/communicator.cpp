@@ -20,6 +20,7 @@ class ContinuedWork : public Work {
     std::call_once(once_, then_);
   }
   std::string describe() const override { return inner_->describe(); }
+  std::optional<WorkTimes> times() const override { return inner_->times(); }
 
  private:
   WorkPtr inner_;

@@ -10,12 +10,20 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "collectives/chunks.h"
 #include "collectives/link_waits.h"
 
 namespace ringtrain {
+
+// When a collective ran, on the steady clock: `started` when the backend began it (after
+// whatever was queued before it), `completed` when it finished. Read by the timeline.
+struct WorkTimes {
+  std::chrono::steady_clock::time_point started;
+  std::chrono::steady_clock::time_point completed;
+};
 
 // Handle for an in-flight collective.
 class Work {
@@ -28,6 +36,9 @@ class Work {
   virtual void wait(std::chrono::milliseconds timeout) = 0;
   // Short description for error messages, e.g. "allreduce(bucket 3, 6.3 MB)".
   virtual std::string describe() const = 0;
+  // When the operation ran, once it has completed; empty before, and where the backend cannot
+  // tell (a GPU stream's work: the waiter's return is then the best estimate).
+  virtual std::optional<WorkTimes> times() const { return std::nullopt; }
 };
 
 using WorkPtr = std::shared_ptr<Work>;

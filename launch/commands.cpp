@@ -7,7 +7,7 @@ namespace ringtrain::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> all = {trainCommand(),   evalCommand(),   prepareTextCommand(),
                                            sampleCommand(),  reportCommand(), exportCommand(),
-                                           predictCommand(), envCommand()};
+                                           predictCommand(), envCommand(),    timelineCommand()};
   return all;
 }
 

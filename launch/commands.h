@@ -45,5 +45,6 @@ Command prepareTextCommand();
 Command sampleCommand();
 Command reportCommand();
 Command envCommand();
+Command timelineCommand();
 
 }  // namespace ringtrain::cli

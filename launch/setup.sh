@@ -21,6 +21,8 @@ packages=(
   iproute2 util-linux     # ip netns, nsenter, unshare: the multi-host tests (tests/cluster)
   slurm-wlm munge         # the SLURM cluster of tests/cluster/slurm_launch.sh
   clang-format            # the format check among the tests (.clang-format)
+  nlohmann-json3-dev      # the JSON reader of `ringtrain report` and `ringtrain timeline`
+  chromium-headless-shell # renders the report and the timeline in tests (screenshots)
 )
 [ "${RINGTRAIN_LIBTORCH:-venv}" = debian ] && packages+=(libtorch-dev)  # LibTorch 1.13 (CPU)
 

@@ -32,6 +32,7 @@
 #include "trainer/report/metrics.h"
 #include "trainer/report/prometheus.h"
 #include "trainer/report/tensorboard.h"
+#include "trainer/report/timeline.h"
 #include "trainer/sync/stop_agreement.h"
 
 namespace fs = std::filesystem;
@@ -137,6 +138,7 @@ void Trainer::setUp() {
                       "set it to a callable (output, targets) -> per-prediction losses",
                       comm_.rank());
   }
+  const std::optional<StepRange> timelineSteps = parseTimelineSteps(cfg_.train.timeline);
   const double straggler = cfg_.train.straggler_ratio;
   if (straggler > 0 && straggler < 1) {
     throw ConfigError(
@@ -230,6 +232,18 @@ void Trainer::setUp() {
                                         [this](const std::string& m) { log("warning: " + m); });
   }
   state_.totalSteps = totalSteps_;
+  if (timelineSteps && !options_.dryRun) {
+    // (Made before the start-up check below, which every rank passes before any rank can
+    // write its file: rank 0's removal of an earlier attempt's files cannot hit a new one.)
+    timeline_ =
+        std::make_unique<Timeline>((fs::path(runDir_) / "timeline").string(), replicas().rank(),
+                                   replicas().size(), hostOfRank_[comm_.rank()], *timelineSteps);
+    sync_->traceTo(timeline_.get());
+    if (timelineSteps->first > totalSteps_ && replicas().rank() == 0) {
+      log("warning: train.timeline " + cfg_.train.timeline + " starts after the run's last step " +
+          std::to_string(totalSteps_) + ": no timeline will be written");
+    }
+  }
 
   checkSameModelEverywhere("start-up", startupTimeout(timeout_));
   broadcastFromRankZero(replicas(), *model_, timeout_);
@@ -255,18 +269,21 @@ double Trainer::forwardBackward(const Batch& batch, double lossScale) {
   {
     // Backward runs outside autocast, as PyTorch's AMP recipe has it; the loss is float32.
     const AutocastScope autocast(cfg_.train.precision, device);
+    const Timeline::Scope span(timeline_.get(), "forward");
     auto output = model_->forward(batch.modelInputs().to(device));
     loss = objective_.perPrediction(output.to(torch::kFloat32), batch.targets.to(device)).mean();
   }
   if (processFaults().trigger(FaultPoint::Loss, comm_.rank(), state_.step)) {
     loss = loss * std::numeric_limits<float>::quiet_NaN();  // test-only
   }
+  const Timeline::Scope span(timeline_.get(), "backward");
   (loss * lossScale).backward();
   return loss.item<double>();
 }
 
 EvalResult Trainer::evalStep() {
   if (!testSet_) return EvalResult();
+  const Timeline::Scope span(timeline_.get(), "eval");
   return withTimeoutContext("evaluation after step " + std::to_string(state_.step), [&] {
     return evaluateModel(*model_, *testSet_, cfg_.data.eval_batch_size, replicas(), timeout_,
                          objective_);
@@ -304,6 +321,7 @@ void Trainer::afterStep(LogInterval& interval, int64_t globalBatch, int64_t micr
   const auto due = [this](int64_t every) { return every > 0 && state_.step % every == 0; };
   if (due(cfg_.train.check_replicas_every)) checkReplicasIdentical();
   if (due(cfg_.train.log_every) || state_.step == totalSteps_) {
+    const Timeline::Scope span(timeline_.get(), "log");
     logInterval(interval.steps, interval.loss, interval.phases, secondsSince(interval.start),
                 globalBatch);
     interval = LogInterval{};
@@ -327,7 +345,10 @@ double Trainer::trainStep(Loader& loader, StepPhases& phases) {
   // Elastic resume may split a step's samples unevenly: a rank's gradient counts by its share.
   const double weight = loader.sampler().gradientWeight();
   for (int64_t micro = 0; micro < accumulation; ++micro) {
-    auto batch = timed(phases.data, [&] { return loader.next(); });
+    auto batch = timed(phases.data, [&] {
+      const Timeline::Scope span(timeline_.get(), "data wait");
+      return loader.next();
+    });
     if (!batch) throw TrainingError("data loader ended early", "", comm_.rank());
     if (sampleLog_.is_open()) {
       sampleLog_ << state_.epoch << ' ' << state_.stepInEpoch;
@@ -460,8 +481,10 @@ TrainSummary Trainer::run() {
     evaluatedAtEnd = false;
     while (state_.stepInEpoch < microStepsPerEpoch && state_.step < totalSteps_) {
       processFaults().trigger(FaultPoint::StepStart, comm_.rank(), state_.step);
+      if (timeline_) timeline_->beginStep(state_.step + 1);
       const double stepLoss = trainStep(loader, interval.phases);
       sync_->finishStep(state_.step, stepLoss, interval.phases);
+      if (timeline_) timeline_->stepDone();
       ++state_.step;
       ++interval.steps;
       interval.loss += std::isfinite(stepLoss) ? stepLoss : 0.0;
@@ -484,6 +507,7 @@ TrainSummary Trainer::run() {
     lastEval = evalStep();
     state_.bestAccuracy = std::max(state_.bestAccuracy, lastEval.accuracy);
   }
+  if (timeline_ && timeline_->traced()) timeline_->write();
   return finish(secondsSince(start), state_.step - firstStep, globalBatch, lastEval);
 }
 

@@ -36,6 +36,7 @@ class Loader;
 class MetricsWriter;
 class TensorBoardWriter;
 class PrometheusExporter;
+class Timeline;
 class ProgressPrinter;
 class StepSync;
 struct StepPhases;
@@ -161,6 +162,7 @@ class Trainer {
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;  // metrics.tensorboard, on rank 0
   std::unique_ptr<PrometheusExporter> prometheus_;  // metrics.prometheus_*, on rank 0
+  std::unique_ptr<Timeline> timeline_;              // train.timeline, on every replica
   std::unique_ptr<ProgressPrinter> progress_;
   std::unique_ptr<CheckpointStore> checkpoints_;
   TrainingState state_;

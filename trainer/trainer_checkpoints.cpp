@@ -13,6 +13,7 @@
 #include "trainer/report/metrics.h"
 #include "trainer/report/prometheus.h"
 #include "trainer/report/tensorboard.h"
+#include "trainer/report/timeline.h"
 #include "trainer/sync/fingerprint.h"
 #include "trainer/sync/step_sync.h"
 #include "trainer/trainer.h"
@@ -130,6 +131,7 @@ void Trainer::resumeFrom(const std::string& dir) {
 
 void Trainer::saveCheckpoint() {
   if (!cfg_.checkpoint.enabled) return;
+  const Timeline::Scope span(timeline_.get(), "checkpoint");
   processFaults().trigger(FaultPoint::BeforeCheckpointSync, comm_.rank(), state_.step);
   // The replicas are identical where they meet, so rank 0's copy is the state of the job
   // (under ps, with the partitions the servers saved when the replicas met). The others wait

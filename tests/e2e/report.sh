@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `ringtrain report`: three short runs that differ in learning rate and world size, one
 # HTML file; it must parse, be self-contained, and hold one curve per run in every chart.
+# Then a real headless browser loads it: its DOM has the six charts with one curve per run,
+# and its screenshot shows each run's colour.
 source "$(dirname "$0")/common.bash"
+source "$(dirname "$0")/browser.bash"
 [ -d /usr/share/datasets/fashion-mnist ] || fail "dataset-fashion-mnist is not installed"
 
 cfg="$RINGTRAIN_SOURCE_DIR/configs/fashion_mnist_mlp.yaml"
@@ -63,4 +66,26 @@ for key in ("optimizer.lr", "data.batch_size"):
 assert "<code>model.name</code>" not in html, "identical keys listed as differences"
 print(f"report OK: {len(svgs)} charts, 3 runs")
 PYEOF
+
+# What the browser made of it: the loaded DOM, then the pixels.
+dom "$WORK/report.html" >"$WORK/report.dom"
+$PY - "$WORK/report.dom" <<'PYEOF'
+import re, sys
+dom = open(sys.argv[1], encoding="utf-8").read()
+svgs = re.findall(r"<svg.*?</svg>", dom, re.S)
+assert len(svgs) == 6, f"the browser's DOM holds {len(svgs)} charts, not 6"
+for svg in svgs:
+    title = re.search(r'aria-label="([^"]*)"', svg).group(1)
+    if "accuracy" in title or "loss" in title:
+        runs = sorted(re.findall(r'<polyline[^>]*data-run="([^"]*)"', svg))
+        assert runs == ["lr01", "lr05", "np1"], f"{title}: the browser shows curves {runs}"
+print("browser DOM OK: 6 charts, one curve per run")
+PYEOF
+screenshot "$WORK/report.html" "$WORK/report.png" 1280x2400
+# The first three colours of the report's palette, one per run, in legend order.
+png_colours "$WORK/report.png" '#1f77b4' '#d62728' '#2ca02c' | tee "$WORK/colours.txt"
+while read -r colour count; do
+  [ "$colour" = size ] && continue
+  [ "$count" -ge 200 ] || fail "the screenshot shows only $count pixels of $colour: a run's curve is not drawn"
+done <"$WORK/colours.txt"
 echo "PASS"

@@ -62,6 +62,28 @@ TEST(Report, ParsesMetricsLines) {
   }
 }
 
+// A record a newer writer or a user's own code adds may nest values: the numbers around them
+// still count, and nothing inside them is taken for a field.
+TEST(Report, SkipsNestedValuesArraysAndEscapes) {
+  const auto records = parseMetricsJsonl(
+      R"({"kind":"train","step":7,"hist":{"loss":9,"a":[1,{"b":2}]},"ranks":[1,2,3],)"
+      R"("note":"} \" \u00e9 {","loss":0.25,"ok":true,"bad":false})"
+      "\n",
+      "m.jsonl");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].kind, "train");
+  EXPECT_DOUBLE_EQ(records[0].values.at("loss"), 0.25);  // not the nested 9
+  EXPECT_DOUBLE_EQ(records[0].values.at("step"), 7);
+  EXPECT_DOUBLE_EQ(records[0].values.at("ok"), 1.0);
+  EXPECT_EQ(records[0].values.size(), 3u);  // step, loss, ok: nothing of hist, ranks or note
+  try {
+    parseMetricsJsonl("{\"kind\":\"train\"}\n[1, 2]\n", "m.jsonl");
+    FAIL() << "an array line was accepted as a record";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("m.jsonl, line 2"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Report, FlattensConfig) {
   const auto flat = flattenYaml(YAML::Load("a: {b: 1, c: {d: x}}\ne: [1, 2]\n"));
   EXPECT_EQ(flat.at("a.b"), "1");

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "trainer/optim/optimizer.h"
+#include "trainer/report/timeline.h"
 #include "trainer/sync/fingerprint.h"
 
 namespace ringtrain {
@@ -53,14 +54,41 @@ AllreduceSync::AllreduceSync(const Config& cfg, Communicator& comm,
 }
 
 void AllreduceSync::prepareBackward(int64_t step, bool lastMicroBatch) {
+  // (Before backward: its hooks launch buckets, whose launch times the timeline needs.)
+  gradSync_->recordTimings(timeline_ && timeline_->recording());
   gradSync_->prepareBackward(step, lastMicroBatch);
 }
 
 bool AllreduceSync::finishStep(int64_t step, double localLoss, StepPhases& phases) {
-  timed(phases.syncWait, [&] {
-    if (comm_.size() > 1) gradSync_->synchronize(step);
-  });
+  const bool tracing = timeline_ && timeline_->recording();
+  {
+    const Timeline::Scope span(timeline_, "sync wait");
+    timed(phases.syncWait, [&] {
+      if (comm_.size() > 1) gradSync_->synchronize(step);
+    });
+  }
+  if (tracing) traceBuckets();
+  const Timeline::Scope span(timeline_, "optimizer");
   return timed(phases.update, [&] { return applyUpdate(step, localLoss); });
+}
+
+void AllreduceSync::traceBuckets() {
+  const std::string op = zero_ ? "reduce-scatter" : "all-reduce";
+  for (const BucketTiming& t : gradSync_->lastTimings()) {
+    const std::string name = "bucket " + std::to_string(t.bucket + 1) + " " + op;
+    // Launch to completion as the backend saw it; without its times, to the waiter's return.
+    const auto completed = t.ran ? t.ran->completed : t.waited;
+    Timeline::Args args = {{"bucket", static_cast<double>(t.bucket + 1)},
+                           {"bytes", static_cast<double>(t.bytes)},
+                           {"launched_by_backward_hook", t.fromHook ? 1.0 : 0.0}};
+    if (t.ran) {
+      const auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+      args.push_back({"queued_ms", ms(t.ran->started - t.launched)});
+      args.push_back({"running_ms", ms(t.ran->completed - t.ran->started)});
+      timeline_->span(name, Timeline::Track::Communication, t.ran->started, t.ran->completed, args);
+    }
+    timeline_->asyncSpan(name, static_cast<int64_t>(t.bucket), t.launched, completed, args);
+  }
 }
 
 double AllreduceSync::clippedGradientNorm() {

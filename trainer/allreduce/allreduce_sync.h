@@ -51,6 +51,8 @@ class AllreduceSync : public StepSync {
   bool applyUpdate(int64_t step, double localLoss);
   // The global gradient norm, clipped to train.grad_clip_norm where that is set.
   double clippedGradientNorm();
+  // The last step's bucket collectives into the timeline (which records).
+  void traceBuckets();
 
   const Config& cfg_;
   Communicator& comm_;

@@ -273,6 +273,14 @@ void GradientSynchronizer::launch(size_t bucket, bool fromHook) {
   const ReduceOp op = gradIsSlot(bucket) ? ReduceOp::Average : ReduceOp::Sum;
   const std::string tag = "step " + std::to_string(step_) + ", gradient bucket " +
                           std::to_string(bucket + 1) + " of " + std::to_string(layout_.size());
+  if (recordTimings_) {
+    timings_.resize(layout_.size());
+    BucketTiming& timing = timings_[bucket];
+    timing.bucket = bucket;
+    timing.bytes = buckets_[bucket].numel() * buckets_[bucket].element_size();
+    timing.fromHook = fromHook;
+    timing.launched = std::chrono::steady_clock::now();
+  }
   works_[bucket] = options_.reduceScatter ? comm_.reduceScatter(buckets_[bucket], tag, op)
                                           : comm_.allreduce(buckets_[bucket], tag, op);
   if (fromHook) ++hookLaunches_;
@@ -291,7 +299,13 @@ void GradientSynchronizer::synchronize(int64_t step) {
   }
   torch::NoGradGuard noGrad;
   for (size_t b = 0; b < layout_.size(); ++b) {
-    if (works_[b]) works_[b]->wait(options_.timeout);
+    if (works_[b]) {
+      works_[b]->wait(options_.timeout);
+      if (recordTimings_ && b < timings_.size()) {
+        timings_[b].waited = std::chrono::steady_clock::now();
+        timings_[b].ran = works_[b]->times();
+      }
+    }
     for (const size_t k : layout_[b].parameterIndices) {
       auto& grad = parameters_[k].mutable_grad();
       if (comm_.size() == 1) {
@@ -305,10 +319,18 @@ void GradientSynchronizer::synchronize(int64_t step) {
     }
   }
   launchedDuringBackward_ = hookLaunches_;
+  lastTimings_ = std::move(timings_);
   resetRound();
 }
 
+void GradientSynchronizer::recordTimings(bool on) {
+  std::lock_guard<std::mutex> lock(mutex_);  // (backward's hooks read it)
+  recordTimings_ = on;
+  if (!on) lastTimings_.clear();
+}
+
 void GradientSynchronizer::resetRound() {
+  timings_.clear();
   std::fill(ready_.begin(), ready_.end(), 0);
   std::fill(readyCount_.begin(), readyCount_.end(), 0);
   std::fill(works_.begin(), works_.end(), nullptr);

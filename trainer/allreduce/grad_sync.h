@@ -70,6 +70,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,16 @@ struct GradSyncOptions {
   bool reduceScatter = false;
 };
 
+// When one bucket's collective of the last synchronised step ran (recordTimings on).
+struct BucketTiming {
+  size_t bucket = 0;
+  int64_t bytes = 0;      // on the wire
+  bool fromHook = false;  // launched by backward's hook (overlap), else by synchronize()
+  std::chrono::steady_clock::time_point launched;  // handed to the communicator
+  std::optional<WorkTimes> ran;                    // as the backend saw it, where it can tell
+  std::chrono::steady_clock::time_point waited;    // synchronize() had it back
+};
+
 class GradientSynchronizer {
  public:
   GradientSynchronizer(Communicator& comm, std::vector<torch::Tensor> parameters,
@@ -145,6 +156,11 @@ class GradientSynchronizer {
   // Buckets of the last synchronised step that backward's hooks launched (the rest were
   // launched by synchronize()). For tests and diagnostics.
   int64_t bucketsLaunchedDuringBackward() const { return launchedDuringBackward_; }
+  // Off by default (then nothing is timed): the timeline turns it on for its steps.
+  void recordTimings(bool on);
+  // One entry per bucket of the last synchronised step, in bucket order (empty when off, or
+  // with one rank: nothing is sent).
+  const std::vector<BucketTiming>& lastTimings() const { return lastTimings_; }
 
  private:
   void allocateBuckets();
@@ -178,6 +194,9 @@ class GradientSynchronizer {
   size_t nextLaunch_ = 0;
   int64_t hookLaunches_ = 0;            // this round
   int64_t launchedDuringBackward_ = 0;  // last completed round
+  bool recordTimings_ = false;
+  std::vector<BucketTiming> timings_;      // this round, per bucket
+  std::vector<BucketTiming> lastTimings_;  // last completed round
 
   std::unique_ptr<AccumulatedGradHooks> hooks_;  // last: removed first
 };

@@ -59,6 +59,9 @@ struct TrainConfig {
   // Audit: a directory where every rank appends the dataset indices of each batch it
   // trains on (rank-R.txt: "epoch step index..."); "" = off.
   std::string sample_log;
+  // "steps A-B": every rank writes a Chrome trace of steps A..B (1-based, inclusive) to
+  // <run dir>/timeline/ (trainer/report/timeline.h); "" = off.
+  std::string timeline;
 };
 
 struct DistributedConfig {

@@ -143,6 +143,7 @@ std::vector<ConfigKey> buildSchema() {
     train("loss", &TrainConfig::loss).oneOf({"cross_entropy", "mse"}),
     train("metric", &TrainConfig::metric).oneOf({"auto", "accuracy", "loss"}),
     train("sample_log", &TrainConfig::sample_log),
+    train("timeline", &TrainConfig::timeline),
 
     distributed("backend", &DistributedConfig::backend).oneOf({"ring", "mpi", "nccl"}),
     distributed("mode", &DistributedConfig::mode).oneOf({"allreduce", "ps"}),

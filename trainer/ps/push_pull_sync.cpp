@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "trainer/report/timeline.h"
 #include "trainer/sync/fingerprint.h"
 
 namespace ringtrain::ps {
@@ -52,7 +53,10 @@ bool PushPullSync::finishStep(int64_t step, double, StepPhases& phases) {
     }
     skip = true;  // the servers count the step without applying it
   });
-  timed(phases.syncWait, [&] { worker_.pushAndPull(step, totalSteps_, skip); });
+  {
+    const Timeline::Scope span(timeline_, "push and pull");
+    timed(phases.syncWait, [&] { worker_.pushAndPull(step, totalSteps_, skip); });
+  }
   // The next step's gradients accumulate from nothing (an undefined gradient pushes zeros).
   for (auto& p : parameters_) p.mutable_grad() = torch::Tensor();
   return !skip;

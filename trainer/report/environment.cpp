@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "collectives/gpu_backend.h"
+#include "collectives/mpi_context.h"
 #include "trainer/host/blas_kernels.h"
 
 #ifndef RINGTRAIN_GIT_COMMIT
@@ -108,10 +109,10 @@ std::string launcherDescription() {
   // that mpirun started; PMI_RANK is MPICH's Hydra.)
   const bool mpirun = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_RANK");
   if (std::getenv("SLURM_JOB_ID")) {
-    const bool srun = std::getenv("SLURM_STEP_ID") && !std::getenv("OMPI_COMM_WORLD_SIZE");
-    return std::string(srun ? "srun" : "mpirun") + " under SLURM (job " +
-           envOr("SLURM_JOB_ID", "?") + ", " + envOr("SLURM_NTASKS", "?") + " task(s) on " +
-           envOr("SLURM_JOB_NODELIST", "?") + ")";
+    // (The same reading of the environment as the srun launch check's.)
+    return std::string(slurmLaunchFromEnvironment().bySrun ? "srun" : "mpirun") +
+           " under SLURM (job " + envOr("SLURM_JOB_ID", "?") + ", " + envOr("SLURM_NTASKS", "?") +
+           " task(s) on " + envOr("SLURM_JOB_NODELIST", "?") + ")";
   }
   return mpirun ? "mpirun" : "none (a single process)";
 }

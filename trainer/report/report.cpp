@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -19,86 +20,24 @@ namespace ringtrain {
 
 namespace {
 
-// ---------------------------------------------------------------------------------------
-// A parser for the flat JSON objects of metrics.jsonl: string, number, true/false/null.
-
-class FlatJsonParser {
- public:
-  explicit FlatJsonParser(const std::string& text) : s_(text) {}
-
-  // Returns false on any syntax error.
-  bool parse(MetricRecord& out) {
-    skipSpace();
-    if (!eat('{')) return false;
-    skipSpace();
-    if (eat('}')) return atEnd();
-    for (;;) {
-      std::string key;
-      skipSpace();
-      if (!parseString(key)) return false;
-      skipSpace();
-      if (!eat(':')) return false;
-      skipSpace();
-      if (peek() == '"') {
-        std::string value;
-        if (!parseString(value)) return false;
-        if (key == "kind") out.kind = value;
-      } else if (matchWord("null") || matchWord("false")) {
-      } else if (matchWord("true")) {
-        out.values[key] = 1.0;
-      } else {
-        const char* begin = s_.c_str() + pos_;
-        char* end = nullptr;
-        const double value = std::strtod(begin, &end);
-        if (end == begin) return false;
-        pos_ += static_cast<size_t>(end - begin);
-        out.values[key] = value;
-      }
-      skipSpace();
-      if (eat('}')) return atEnd();
-      if (!eat(',')) return false;
+// One metrics.jsonl line as a record: "kind" and the numeric fields (true counts as 1).
+// Whatever else a line holds (strings, null, false, nested objects and arrays that a newer
+// writer or a user's own records may add) is skipped, not an error. Returns false when the
+// line is not a JSON object.
+bool parseRecord(const std::string& line, MetricRecord& out) {
+  const nlohmann::json value = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded() || !value.is_object()) return false;
+  for (const auto& [key, field] : value.items()) {
+    if (key == "kind" && field.is_string()) {
+      out.kind = field.get<std::string>();
+    } else if (field.is_number()) {
+      out.values[key] = field.get<double>();
+    } else if (field.is_boolean() && field.get<bool>()) {
+      out.values[key] = 1.0;
     }
   }
-
- private:
-  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
-  bool eat(char c) {
-    if (peek() != c) return false;
-    ++pos_;
-    return true;
-  }
-  void skipSpace() {
-    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
-  }
-  bool atEnd() {
-    skipSpace();
-    return pos_ == s_.size();
-  }
-  bool matchWord(const char* word) {
-    const size_t n = std::char_traits<char>::length(word);
-    if (s_.compare(pos_, n, word) != 0) return false;
-    pos_ += n;
-    return true;
-  }
-  bool parseString(std::string& out) {
-    if (!eat('"')) return false;
-    while (pos_ < s_.size()) {
-      const char c = s_[pos_++];
-      if (c == '"') return true;
-      if (c == '\\') {
-        if (pos_ >= s_.size()) return false;
-        const char e = s_[pos_++];
-        out += e == 'n' ? '\n' : e == 't' ? '\t' : e;  // \uXXXX is not written by ringtrain
-      } else {
-        out += c;
-      }
-    }
-    return false;
-  }
-
-  const std::string& s_;
-  size_t pos_ = 0;
-};
+  return true;
+}
 
 // ---------------------------------------------------------------------------------------
 // HTML and SVG helpers.
@@ -325,11 +264,11 @@ std::vector<MetricRecord> parseMetricsJsonl(const std::string& text, const std::
     consumed += line.size() + 1;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     MetricRecord record;
-    if (FlatJsonParser(line).parse(record)) {
+    if (parseRecord(line, record)) {
       records.push_back(std::move(record));
     } else if (!(tornTail && consumed >= text.size())) {
       throw DataError(source + ", line " + std::to_string(lineNumber) +
-                          ": not a flat JSON object: " + line.substr(0, 80),
+                          ": not a JSON object: " + line.substr(0, 80),
                       "metrics.jsonl holds one JSON object per line, as written by ringtrain");
     }
   }

@@ -27,7 +27,8 @@ struct RunData {
   std::map<std::string, std::string> config;  // flattened: "optimizer.lr" -> "0.05"
 };
 
-// Parses metrics.jsonl text (flat JSON objects, one per line). Throws DataError naming
+// Parses metrics.jsonl text (JSON objects, one per line; fields that are not numbers, such
+// as nested objects or arrays, are skipped). Throws DataError naming
 // `source` and the line for a malformed line, except a torn last line without a newline
 // (a run killed while writing), which is skipped.
 std::vector<MetricRecord> parseMetricsJsonl(const std::string& text, const std::string& source);

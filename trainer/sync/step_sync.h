@@ -17,6 +17,8 @@
 
 namespace ringtrain {
 
+class Timeline;
+
 // What the end of a run reports beyond the loop's own figures, filled in by the strategy
 // (the loop's rank 0 writes it to metrics.jsonl and prints `lines`).
 struct RunReport {
@@ -70,6 +72,13 @@ class StepSync {
 
   // For the start-up line, e.g. "backend ring, 3 gradient bucket(s)".
   virtual std::string describe() const = 0;
+
+  // Where finishStep records its spans (waiting, each bucket's collective, the update) while
+  // the timeline records; null (the default) records nothing.
+  void traceTo(Timeline* timeline) { timeline_ = timeline; }
+
+ protected:
+  Timeline* timeline_ = nullptr;
 };
 
 }  // namespace ringtrain
