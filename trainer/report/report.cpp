@@ -47,29 +47,6 @@ const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#946
 
 std::string color(size_t run) { return kColors[run % (sizeof kColors / sizeof kColors[0])]; }
 
-std::string escapeHtml(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string format(double value, const char* spec = "%.4g") {
   if (!std::isfinite(value)) return "-";
   char buffer[64];
@@ -251,6 +228,29 @@ std::string configSection(const std::vector<RunData>& runs) {
 }
 
 }  // namespace
+
+std::string escapeHtml(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
 
 std::vector<MetricRecord> parseMetricsJsonl(const std::string& text, const std::string& source) {
   std::vector<MetricRecord> records;

@@ -27,6 +27,9 @@ struct RunData {
   std::map<std::string, std::string> config;  // flattened: "optimizer.lr" -> "0.05"
 };
 
+// `text` with & < > " replaced by their entities: safe inside an element or an attribute.
+std::string escapeHtml(const std::string& text);
+
 // Parses metrics.jsonl text (JSON objects, one per line; fields that are not numbers, such
 // as nested objects or arrays, are skipped). Throws DataError naming
 // `source` and the line for a malformed line, except a torn last line without a newline

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "trainer/report/report.h"
+
 namespace ringtrain {
 namespace {
 
@@ -27,29 +29,6 @@ struct RankRows {
   std::vector<Bar> steps, phases, comm;
   std::vector<std::vector<Bar>> bucketLanes;
 };
-
-std::string escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // Stable colours per phase name; buckets and steps have their own.
 const char* colourOf(const std::string& name) {
@@ -135,7 +114,8 @@ std::string timelineHtml(const std::string& traceJson, const std::string& title)
   int y = 30;
   const auto drawRow = [&](const std::string& label, const std::vector<Bar>& list,
                            const char* fixedColour, const std::string& cls) {
-    svg << "<text x=\"4\" y=\"" << y + 13 << "\" class=\"row\">" << escape(label) << "</text>\n";
+    svg << "<text x=\"4\" y=\"" << y + 13 << "\" class=\"row\">" << escapeHtml(label)
+        << "</text>\n";
     for (const Bar& b : list) {
       char rect[320];
       std::snprintf(rect, sizeof rect,
@@ -143,12 +123,13 @@ std::string timelineHtml(const std::string& traceJson, const std::string& title)
                     "fill=\"%s\"><title>",
                     cls.c_str(), x(b.start), y, std::max(0.5, x(b.end) - x(b.start)), kRow - 2,
                     fixedColour ? fixedColour : colourOf(b.name));
-      svg << rect << escape(b.name) << " " << (b.end - b.start) / 1000.0 << " ms</title></rect>\n";
+      svg << rect << escapeHtml(b.name) << " " << (b.end - b.start) / 1000.0
+          << " ms</title></rect>\n";
     }
     y += kRow;
   };
   for (const auto& [pid, rows] : ranks) {
-    svg << "<text x=\"4\" y=\"" << y + 12 << "\" class=\"rank\">" << escape(rows.label)
+    svg << "<text x=\"4\" y=\"" << y + 12 << "\" class=\"rank\">" << escapeHtml(rows.label)
         << "</text>\n";
     y += kRow;
     drawRow("steps", rows.steps, "#d4d4d4", "step");
@@ -162,11 +143,11 @@ std::string timelineHtml(const std::string& traceJson, const std::string& title)
   std::ostringstream page;
   char axis[200];
   std::snprintf(axis, sizeof axis, "%.1f ms from the first span", span / 1000.0);
-  page << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << escape(title)
+  page << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << escapeHtml(title)
        << "</title>\n<style>body{font-family:sans-serif;margin:12px}"
           "text.row{font-size:12px;fill:#333}text.rank{font-size:13px;font-weight:bold}"
           "rect{stroke:#fff;stroke-width:0.3}</style></head><body>\n<h3>"
-       << escape(title) << "</h3>\n<p id=\"summary\">" << ranks.size() << " rank(s), " << bars
+       << escapeHtml(title) << "</h3>\n<p id=\"summary\">" << ranks.size() << " rank(s), " << bars
        << " spans, " << axis << "; legend:";
   for (const char* name :
        {"data wait", "forward", "backward", "sync wait", "optimizer", "checkpoint", "eval"}) {
