@@ -52,7 +52,23 @@ RINGTRAIN_DEFINE_ERROR(TimeoutError, "timeout", kExitLostPeer)
 RINGTRAIN_DEFINE_ERROR(CheckpointError, "checkpoint", kExitCheckpoint)
 RINGTRAIN_DEFINE_ERROR(ModelError, "model", kExitModel)
 RINGTRAIN_DEFINE_ERROR(TrainingError, "training", kExitTraining)
+RINGTRAIN_DEFINE_ERROR(RunDirError, "run directory", kExitRunDir)
 
 #undef RINGTRAIN_DEFINE_ERROR
+
+// An error that one rank raised and every rank reports alike: its kind and exit status
+// travel with the text (see trainer/sync/root_decision.h).
+class RelayedError : public Error {
+ public:
+  RelayedError(std::string kind, int exitCode, const std::string& message, std::string hint,
+               int rank)
+      : Error(message, std::move(hint), rank), kind_(std::move(kind)), exitCode_(exitCode) {}
+  const char* kind() const override { return kind_.c_str(); }
+  int exitCode() const override { return exitCode_; }
+
+ private:
+  std::string kind_;
+  int exitCode_;
+};
 
 }  // namespace ringtrain

@@ -20,6 +20,7 @@ enum ExitCode : int {
   kExitModel = 6,       // the model: unknown name, bad options, differs between ranks
   kExitTraining = 7,    // training went wrong: non-finite loss for too long, replicas diverged
   kExitLostPeer = 8,    // communication failed or timed out: a rank, host or link was lost
+  kExitRunDir = 9,  // the run directory: held by another job, or an earlier run's (not --resume)
   // A scheduler's SIGTERM or SIGUSR1 stopped the run at a checkpoint: requeue and continue
   // with --resume auto (EX_TEMPFAIL, "try again later").
   kExitPreempted = 75,

@@ -1,5 +1,5 @@
 // ringtrain train --config FILE [--set k=v ...] [--run-dir DIR] [--resume DIR|auto]
-//                 [--print-config] [--dry-run]
+//                 [--overwrite] [--print-config] [--dry-run]
 #include <cstdio>
 
 #include "collectives/mpi_communicator.h"
@@ -16,6 +16,9 @@ void addOptions(cxxopts::Options& options) {
       "run-dir", "run directory (default runs/<train.run_name>)", cxxopts::value<std::string>())(
       "resume", "resume from a checkpoint directory, or 'auto' for the newest in the run dir",
       cxxopts::value<std::string>())(
+      "overwrite",
+      "a fresh run into a run directory that holds an earlier run moves that run to "
+      "<run-dir>.replaced-<time> (it is never deleted) instead of refusing to start")(
       "print-config", "print the resolved config (file, defaults and --set) as YAML and exit")(
       "dry-run",
       "build the model and data, print parameters, shards, steps per epoch and the "
@@ -34,6 +37,7 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
   if (args.count("run-dir")) options.runDir = args["run-dir"].as<std::string>();
   if (args.count("resume")) options.resume = args["resume"].as<std::string>();
   options.dryRun = args.count("dry-run") > 0;
+  options.overwrite = args.count("overwrite") > 0;
   // Every rank of the job, in both modes (parameter-server mode splits it into roles).
   // barrier() gets the same deadline as every other collective (distributed.timeout_s).
   const auto timeout = cfg.distributed.timeout();
@@ -49,7 +53,7 @@ int run(const cxxopts::ParseResult& args, CommandContext& context) {
 Command trainCommand() {
   return {"train",
           "train --config FILE [--set section.key=value ...] [--run-dir DIR] [--resume DIR|auto] "
-          "[--print-config] [--dry-run]",
+          "[--overwrite] [--print-config] [--dry-run]",
           true, addOptions, run};
 }
 

@@ -18,6 +18,7 @@
 #include "trainer/allreduce/allreduce_sync.h"
 #include "trainer/allreduce/replicas.h"
 #include "trainer/checkpoint/resume.h"
+#include "trainer/checkpoint/run_directory.h"
 #include "trainer/deadlines.h"
 #include "trainer/evaluate.h"
 #include "trainer/host/host_process.h"
@@ -74,6 +75,7 @@ Trainer::Trainer(Config cfg, Communicator& comm, RunOptions options, ModelPtr mo
       testSet_(std::move(testSet)),
       timeout_(cfg_.distributed.timeout()) {
   const bool userSupplied = model_ != nullptr;
+  checkSameConfigEverywhere();
   torch::manual_seed(cfg_.train.seed);
   if (!model_) model_ = makeModel(cfg_.model.name, cfg_.model.options);
   if (processFaults().trigger(FaultPoint::BuildModel, comm_.rank(), 0)) {
@@ -156,6 +158,7 @@ void Trainer::setUp() {
   setIntraOpThreads(isParameterServer() ? 1 : cfg_.train.threads, comm_.size());
   if (cfg_.train.retain_host_memory) retainFreedHostMemory();
 
+  if (options_.runDir.empty()) checkRunName(cfg_.train.run_name, comm_.rank());
   runDir_ =
       options_.runDir.empty() ? (fs::path("runs") / cfg_.train.run_name).string() : options_.runDir;
   state_.worldSize = comm_.size();
@@ -164,6 +167,7 @@ void Trainer::setUp() {
   state_.configHash = stableHash(cfg_.toYaml());
   // Every rank's host (servers too), for the start-up output and the run dir's `hosts`.
   hostOfRank_ = hostOfEveryRank(comm_, startupTimeout(timeout_));
+  claimRunDirectory();
   if (isParameterServer()) {
     chooseResume();
     return;
@@ -171,8 +175,34 @@ void Trainer::setUp() {
 
   replicas_ = cluster_ ? &cluster_->workers() : &comm_;
   progress_ = std::make_unique<ProgressPrinter>(stdout);
+  for (const std::string& note : runDirNotes_) log(note);
   chooseResume();
   state_.microBatchSamples = microBatchSamples_;
+  // [GPU, backend nccl] The replica lives on this rank's GPU, moved before the optimizer and
+  // the gradient buckets take its parameters; every other backend keeps it on the CPU.
+  model_->to(trainingDevice(replicas()));
+  // (Under ps the servers keep the optimizer state; the replicas' optimizer is never stepped
+  // and is saved empty.)
+  optimizer_ = makeOptimizer(cfg_.optimizer, model_->parameters());
+  const ShardSampler sampler = trainSampler();
+  stepsPerEpoch_ = sampler.stepsPerEpoch() / cfg_.train.grad_accumulation;
+  if (stepsPerEpoch_ < 1) {
+    throw ConfigError("train.grad_accumulation (" + std::to_string(cfg_.train.grad_accumulation) +
+                          ") exceeds the " + std::to_string(sampler.stepsPerEpoch()) +
+                          " batches of an epoch",
+                      "lower train.grad_accumulation or data.batch_size", comm_.rank());
+  }
+  totalSteps_ = stepsPerEpoch_ * cfg_.train.epochs;
+  if (resumeDir_) {
+    // Steps before the resumed epoch may have had another size (data.batch_size changed
+    // at an epoch's start): the horizon is what is done plus what the epochs left take.
+    const TrainingState& saved = *resumeState_;
+    totalSteps_ = saved.step - saved.stepInEpoch / cfg_.train.grad_accumulation +
+                  (cfg_.train.epochs - saved.epoch) * stepsPerEpoch_;
+  }
+  if (cfg_.train.max_steps > 0) totalSteps_ = std::min(totalSteps_, cfg_.train.max_steps);
+  if (resumeDir_ && resumeState_->step >= totalSteps_) refuseFinishedRunWithAnotherConfig();
+  // (Only now, once nothing can refuse the run any more, does it write to the run directory.)
   checkpoints_ = std::make_unique<CheckpointStore>(runDir_);
   if (replicas().rank() == 0 && !options_.dryRun) {
     std::error_code ec;
@@ -199,30 +229,6 @@ void Trainer::setUp() {
     log(environment.oneLine());
     if (!options_.dryRun) std::ofstream(fs::path(runDir_) / "env.yaml") << environment.toYaml();
   }
-
-  // [GPU, backend nccl] The replica lives on this rank's GPU, moved before the optimizer and
-  // the gradient buckets take its parameters; every other backend keeps it on the CPU.
-  model_->to(trainingDevice(replicas()));
-  // (Under ps the servers keep the optimizer state; the replicas' optimizer is never stepped
-  // and is saved empty.)
-  optimizer_ = makeOptimizer(cfg_.optimizer, model_->parameters());
-  const ShardSampler sampler = trainSampler();
-  stepsPerEpoch_ = sampler.stepsPerEpoch() / cfg_.train.grad_accumulation;
-  if (stepsPerEpoch_ < 1) {
-    throw ConfigError("train.grad_accumulation (" + std::to_string(cfg_.train.grad_accumulation) +
-                          ") exceeds the " + std::to_string(sampler.stepsPerEpoch()) +
-                          " batches of an epoch",
-                      "lower train.grad_accumulation or data.batch_size", comm_.rank());
-  }
-  totalSteps_ = stepsPerEpoch_ * cfg_.train.epochs;
-  if (resumeDir_) {
-    // Steps before the resumed epoch may have had another size (data.batch_size changed
-    // at an epoch's start): the horizon is what is done plus what the epochs left take.
-    const TrainingState& saved = *resumeState_;
-    totalSteps_ = saved.step - saved.stepInEpoch / cfg_.train.grad_accumulation +
-                  (cfg_.train.epochs - saved.epoch) * stepsPerEpoch_;
-  }
-  if (cfg_.train.max_steps > 0) totalSteps_ = std::min(totalSteps_, cfg_.train.max_steps);
 
   if (cluster_) {
     sync_ = std::make_unique<ps::PushPullSync>(cfg_, *cluster_, model_->parameters(), totalSteps_);
@@ -442,6 +448,12 @@ TrainSummary Trainer::run() {
   // A scheduler's SIGTERM or SIGUSR1 from here on ends the run at a checkpoint (servers too
   // keep running until the workers have saved theirs).
   const StopSignals signals;
+  // The run directory is this run's until run() returns (or throws): another Trainer of the
+  // same process may take it then.
+  struct ReleaseRunDirectory {
+    std::unique_ptr<RunDirectoryLock>& lock;
+    ~ReleaseRunDirectory() { lock.reset(); }
+  } release{runLock_};
   if (options_.dryRun) return describeDryRun();
   // (The checkpoint was chosen in setUp(): the steps per epoch depend on it.)
   const auto& resumeDir = resumeDir_;

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "collectives/communicator.h"
 #include "data/dataset.h"
@@ -38,6 +39,7 @@ class TensorBoardWriter;
 class PrometheusExporter;
 class Timeline;
 class ProgressPrinter;
+class RunDirectoryLock;
 class StepSync;
 struct StepPhases;
 struct Straggler;
@@ -56,6 +58,9 @@ struct RunOptions {
   // the gradient buckets), prints what it found, and trains nothing: run() returns at once
   // and nothing is written to the run directory.
   bool dryRun = false;
+  // A fresh run (no resume) into a directory that holds an earlier run moves that run into
+  // <runDir>.replaced-<UTC time> instead of refusing to start (never deletes it).
+  bool overwrite = false;
 };
 
 struct TrainSummary {
@@ -107,6 +112,16 @@ class Trainer {
   // Compares the model fingerprint across ranks (see trainer/sync/fingerprint.h); `when` names
   // the moment in the error message.
   void checkSameModelEverywhere(const std::string& when, std::chrono::milliseconds timeout);
+  // Compares the resolved config (Config::agreedLines) across every rank of the job before
+  // anything depends on it; a mismatch is a ConfigError on every rank naming the first key.
+  void checkSameConfigEverywhere();
+  // Collective: rank 0 locks the run directory for the job (run_directory.h) and, for a
+  // fresh run, refuses (or with RunOptions::overwrite moves aside) an earlier run's files.
+  void claimRunDirectory();
+  // A resumed run with nothing left to train: fine when the config is the checkpoint's (a
+  // finished run started again), refused when it differs, since the new config would train
+  // nothing while the run reports success.
+  void refuseFinishedRunWithAnotherConfig();
   // Drops the records of metrics.jsonl after the step resumed at (replicas' rank 0).
   void rollBackMetrics();
   // Opens metrics.jsonl (replicas' rank 0) with the TensorBoard and Prometheus sinks.
@@ -165,6 +180,8 @@ class Trainer {
   std::unique_ptr<Timeline> timeline_;              // train.timeline, on every replica
   std::unique_ptr<ProgressPrinter> progress_;
   std::unique_ptr<CheckpointStore> checkpoints_;
+  std::unique_ptr<RunDirectoryLock> runLock_;  // held by rank 0 until run() returns
+  std::vector<std::string> runDirNotes_;       // what claimRunDirectory did, for the log
   TrainingState state_;
   int64_t totalSteps_ = 0;
   int64_t stepsPerEpoch_ = 0;                 // optimizer steps

@@ -1,6 +1,7 @@
-// The Trainer's side of fault tolerance: resuming from a checkpoint (and refusing one that
-// does not fit), writing checkpoints with a deadline-bounded hand-shake, and the model
-// fingerprint check across ranks. The training loop itself is in trainer.cpp.
+// The Trainer's side of fault tolerance: the run directory's lock, resuming from a checkpoint
+// (and refusing one that does not fit), writing checkpoints with a deadline-bounded
+// hand-shake, and the config and model fingerprint checks across ranks. The training loop itself is
+// in trainer.cpp.
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -8,6 +9,8 @@
 #include "core/error.h"
 #include "core/faults.h"
 #include "trainer/checkpoint/resume.h"
+#include "trainer/checkpoint/run_directory.h"
+#include "trainer/config/config_schema.h"
 #include "trainer/deadlines.h"
 #include "trainer/optim/optimizer.h"
 #include "trainer/report/metrics.h"
@@ -15,6 +18,7 @@
 #include "trainer/report/tensorboard.h"
 #include "trainer/report/timeline.h"
 #include "trainer/sync/fingerprint.h"
+#include "trainer/sync/root_decision.h"
 #include "trainer/sync/step_sync.h"
 #include "trainer/trainer.h"
 
@@ -31,6 +35,79 @@ void Trainer::checkSameModelEverywhere(const std::string& when, std::chrono::mil
   withTimeoutContext("model fingerprint check at " + when, [&] {
     checkFingerprintsMatch(sync_->fingerprint(*model_), replicas(), timeout, when);
   });
+}
+
+// Ranks that read different configs (a per-host copy of the file, an MPMD launch with other
+// --set options) would train silently wrong with another learning rate or seed, or issue
+// different collectives with another batch size or log interval: compare them first.
+void Trainer::checkSameConfigEverywhere() {
+  const auto mismatch = withTimeoutContext("config comparison at start-up", [&] {
+    return findLineMismatch(cfg_.agreedLines(), "keys", comm_, startupTimeout(timeout_));
+  });
+  if (!mismatch) return;
+  const std::string& named =
+      mismatch->reference.rfind("nothing", 0) == 0 ? mismatch->other : mismatch->reference;
+  throw ConfigError("the ranks' configs differ: rank " + std::to_string(mismatch->rank) +
+                        " differs from rank 0 first at " + named.substr(0, named.find(':')) +
+                        ": rank 0 has " + mismatch->reference + ", rank " +
+                        std::to_string(mismatch->rank) + " has " + mismatch->other,
+                    "every rank must read the same config file with the same --set options "
+                    "(only data.dir, data.prefetch, train.threads and train.retain_host_memory "
+                    "may differ per rank)",
+                    comm_.rank());
+}
+
+void Trainer::claimRunDirectory() {
+  if (options_.overwrite && !options_.resume.empty()) {
+    throw UsageError("--overwrite moves an earlier run aside and --resume continues it",
+                     "pass only one of them", comm_.rank());
+  }
+  withTimeoutContext("taking the run directory", [&] {
+    decideOnRankZero(comm_, startupTimeout(timeout_), [&] {
+      if (options_.dryRun) {
+        // Nothing is written or locked: only say whether the real run would be refused.
+        if (options_.resume.empty() && !options_.overwrite) {
+          prepareFreshRunDirectory(runDir_, false);
+        }
+        return;
+      }
+      runLock_ = std::make_unique<RunDirectoryLock>(runDir_);
+      if (!runLock_->warning().empty()) runDirNotes_.push_back("warning: " + runLock_->warning());
+      if (!options_.resume.empty()) return;
+      if (const auto aside = prepareFreshRunDirectory(runDir_, options_.overwrite)) {
+        runDirNotes_.push_back("--overwrite: moved the earlier run in " + runDir_ + " to " +
+                               *aside);
+      }
+    });
+  });
+}
+
+void Trainer::refuseFinishedRunWithAnotherConfig() {
+  std::ifstream in(fs::path(*resumeDir_) / "config.yaml");
+  std::stringstream old;
+  old << in.rdbuf();
+  std::vector<std::string> differences;
+  for (const std::string& d : configDifferences(old.str(), cfg_.toYaml())) {
+    const std::string key = d.substr(0, d.find(':'));
+    const auto dot = key.find('.');
+    const ConfigKey* k =
+        dot == std::string::npos ? nullptr : findConfigKey(key.substr(0, dot), key.substr(dot + 1));
+    if (!k || !k->perRank) differences.push_back(d);  // (a host's own settings change nothing)
+  }
+  const std::string finished =
+      "the run in " + runDir_ + " finished at step " + std::to_string(resumeState_->step);
+  if (differences.empty()) {
+    log(finished + ": nothing is left to train");
+    return;
+  }
+  const std::string more =
+      differences.size() > 1 ? " and " + std::to_string(differences.size() - 1) + " more" : "";
+  throw RunDirError(finished + ", and this config differs from its (" + differences[0] + more +
+                        "): resuming it would train nothing with the new config",
+                    "train the new config into another --run-dir, or start it fresh with "
+                    "--overwrite (which moves the finished run aside); to train the finished "
+                    "run further, raise train.epochs or train.max_steps",
+                    comm_.rank());
 }
 
 void Trainer::refuseUnfitCheckpoint(const std::string& dir) {

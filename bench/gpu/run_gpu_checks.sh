@@ -117,7 +117,8 @@ launch() {  # mpirun when it works here, else an MPI singleton
     timeout --kill-after=10 300 "$@"
   fi
 }
-rm -rf "$results/run_nccl"
+# Scratch runs of earlier checks: a fresh run is refused in an earlier run's directory.
+rm -rf "$results/run_nccl" "$build/run_nccl" "$build/run_nccl_bf16" "$build/run_np2"
 step "ringtrain train (nccl, 1 rank, 1 epoch)" ringtrain_train.txt launch "$bin" train \
   --config "$root/configs/fashion_mnist_cnn.yaml" --run-dir "$build/run_nccl" \
   --set distributed.backend=nccl --set train.epochs=1 --set data.dir="$data" \

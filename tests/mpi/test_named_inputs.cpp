@@ -81,7 +81,7 @@ TEST_P(NamedInputs, TrainAModelThatReadsBoth) {
   auto test = std::make_shared<LeftOrRight>(256);
   auto world = makeCommunicator("ring", MPI_COMM_WORLD);
   torch::manual_seed(5);
-  Trainer trainer(cfg, *world, RunOptions{tmp.path(), "", true, {}, false},
+  Trainer trainer(cfg, *world, RunOptions{tmp.path(), "", true, {}, false, false},
                   std::make_shared<TwoTowers>("right"), train, test);
   const TrainSummary summary = trainer.run();
   if (trainer.isParameterServer()) return;
@@ -96,7 +96,7 @@ TEST(NamedInputsErrors, AMissingInputNamesTheInputsThereAre) {
   const Config cfg = namedInputsConfig("allreduce");
   auto world = makeCommunicator("ring", MPI_COMM_WORLD);
   torch::manual_seed(5);
-  Trainer trainer(cfg, *world, RunOptions{tmp.path(), "", true, {}, false},
+  Trainer trainer(cfg, *world, RunOptions{tmp.path(), "", true, {}, false, false},
                   std::make_shared<TwoTowers>("rigth"), std::make_shared<LeftOrRight>(64), nullptr);
   try {
     trainer.run();

@@ -121,8 +121,8 @@ TEST(PsCheckpoint, ResumeFromAPartitionedCheckpointIsExact) {
   const std::string runDir = tmp.path() + "/run";
 
   auto world = makeCommunicator("ring", MPI_COMM_WORLD);
-  Trainer full(cfg, *world, RunOptions{runDir, "", true, {}, false}, freshModel(cfg.model.name),
-               data, nullptr);
+  Trainer full(cfg, *world, RunOptions{runDir, "", true, {}, false, false},
+               freshModel(cfg.model.name), data, nullptr);
   full.run();
   MPI_Barrier(MPI_COMM_WORLD);
   const std::string step4 = runDir + "/checkpoints/step-00000004";
@@ -133,7 +133,7 @@ TEST(PsCheckpoint, ResumeFromAPartitionedCheckpointIsExact) {
   ASSERT_TRUE(fs::exists(step4 + "/MANIFEST"));
   ASSERT_TRUE(fs::exists(runDir + "/checkpoints/step-00000008/MANIFEST"));
 
-  Trainer resumed(cfg, *world, RunOptions{runDir, step4, true, {}, false},
+  Trainer resumed(cfg, *world, RunOptions{runDir, step4, true, {}, false, false},
                   freshModel(cfg.model.name), data, nullptr);
   const TrainSummary summary = resumed.run();
   // The resumed run saves step 8 again, replacing the directory: read it only once every rank
@@ -153,15 +153,16 @@ TEST(PsErrors, ImpossibleServerCountsAreConfigErrors) {
   auto world = makeCommunicator("ring", MPI_COMM_WORLD);
   Config cfg = psConfig(worldSize(), "bsp");
   try {
-    Trainer(cfg, *world, RunOptions{"", "", true, {}, false}, freshModel("tiny"), data, nullptr);
+    Trainer(cfg, *world, RunOptions{"", "", true, {}, false, false}, freshModel("tiny"), data,
+            nullptr);
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("no rank would be left"), std::string::npos) << e.what();
   }
   cfg.ps.servers = 0;
-  EXPECT_THROW(
-      Trainer(cfg, *world, RunOptions{"", "", true, {}, false}, freshModel("tiny"), data, nullptr),
-      ConfigError);
+  EXPECT_THROW(Trainer(cfg, *world, RunOptions{"", "", true, {}, false, false}, freshModel("tiny"),
+                       data, nullptr),
+               ConfigError);
 }
 
 // The roles split every rank of the job: a Trainer given part of it refuses a ps config
@@ -173,7 +174,8 @@ TEST(PsErrors, WhatParameterServerModeCannotDoIsAConfigError) {
   const Config cfg = psConfig(1, "bsp");
   const auto expectConfigError = [&](Communicator& comm, const Config& c, const std::string& what) {
     try {
-      Trainer(c, comm, RunOptions{"", "", true, {}, false}, freshModel("tiny"), data, nullptr);
+      Trainer(c, comm, RunOptions{"", "", true, {}, false, false}, freshModel("tiny"), data,
+              nullptr);
       FAIL() << "expected a ConfigError about " << what;
     } catch (const ConfigError& e) {
       EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();

@@ -369,6 +369,8 @@ Config Config::fromYaml(const std::string& yamlText, const std::string& sourceNa
   for (const std::string& text : overrides) applyOverride(config, text);
   // Model factories can rely on a parsed config's options being a map, possibly empty.
   if (!config.model.options.IsMap()) config.model.options.reset(YAML::Node(YAML::NodeType::Map));
+  // (Empty falls back to the config file's stem in fromFile.)
+  if (!config.train.run_name.empty()) checkRunName(config.train.run_name);
   return config;
 }
 
@@ -391,7 +393,41 @@ Config Config::fromFile(const std::string& path, const std::vector<std::string>&
   }
   Config config = fromYaml(text.str(), path, overrides);
   if (config.train.run_name.empty()) config.train.run_name = fs::path(path).stem().string();
+  checkRunName(config.train.run_name);
   return config;
+}
+
+std::vector<std::string> Config::agreedLines() const {
+  std::vector<std::string> lines;
+  for (const ConfigKey& key : configSchema()) {
+    if (key.perRank) continue;
+    const ConfigValue value = key.read(*this);
+    std::string text;
+    if (const auto* node = std::get_if<YAML::Node>(&value)) {
+      YAML::Emitter out;
+      out << YAML::Flow;
+      if (node->IsMap() && node->size() > 0) {
+        emitNode(out, *node);
+      } else {
+        out << YAML::BeginMap << YAML::EndMap;
+      }
+      text = out.c_str();
+    } else {
+      text = scalarText(value);
+    }
+    lines.push_back(key.path() + ": " + text);
+  }
+  return lines;
+}
+
+void checkRunName(const std::string& name, int rank) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    throw ConfigError("train.run_name '" + name +
+                          "' is not a name: it must be one directory name under runs/ (no '/', "
+                          "not '.' or '..')",
+                      "give the run a plain name, or put a path in --run-dir", rank);
+  }
 }
 
 std::string Config::toYaml() const {

@@ -124,6 +124,13 @@ struct Config {
 
   // The fully resolved config, every key present, as YAML text that fromYaml accepts.
   std::string toYaml() const;
+  // "section.key: value" for every key that all ranks of a job must agree on (the schema's
+  // keys but those marked per-rank), in schema order; maps in YAML flow style.
+  std::vector<std::string> agreedLines() const;
 };
+
+// train.run_name names one directory under runs/: a single path component, not "." or
+// "..". Throws ConfigError otherwise (a path goes in --run-dir).
+void checkRunName(const std::string& name, int rank = -1);
 
 }  // namespace ringtrain

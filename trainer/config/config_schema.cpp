@@ -31,6 +31,11 @@ ConfigKey ConfigKey::below(double bound) && {
   return std::move(*this);
 }
 
+ConfigKey ConfigKey::mayDifferPerRank() && {
+  perRank = true;
+  return std::move(*this);
+}
+
 namespace {
 
 template <typename T>
@@ -100,10 +105,10 @@ std::vector<ConfigKey> buildSchema() {
     model("options", &ModelConfig::options),
 
     data("name", &DataConfig::name),
-    data("dir", &DataConfig::dir),
+    data("dir", &DataConfig::dir).mayDifferPerRank(),
     data("batch_size", &DataConfig::batch_size).atLeast(1),
     data("eval_batch_size", &DataConfig::eval_batch_size).atLeast(1),
-    data("prefetch", &DataConfig::prefetch).atLeast(1),
+    data("prefetch", &DataConfig::prefetch).atLeast(1).mayDifferPerRank(),
     data("mean", &DataConfig::mean),
     data("std", &DataConfig::std).above(0),
     data("shuffle", &DataConfig::shuffle),
@@ -133,9 +138,9 @@ std::vector<ConfigKey> buildSchema() {
     train("seed", &TrainConfig::seed),
     train("log_every", &TrainConfig::log_every).atLeast(1),
     train("grad_clip_norm", &TrainConfig::grad_clip_norm).atLeast(0),
-    train("threads", &TrainConfig::threads).atLeast(0),
+    train("threads", &TrainConfig::threads).atLeast(0).mayDifferPerRank(),
     train("check_replicas_every", &TrainConfig::check_replicas_every).atLeast(0),
-    train("retain_host_memory", &TrainConfig::retain_host_memory),
+    train("retain_host_memory", &TrainConfig::retain_host_memory).mayDifferPerRank(),
     train("grad_accumulation", &TrainConfig::grad_accumulation).atLeast(1),
     train("on_nonfinite", &TrainConfig::on_nonfinite).oneOf({"abort", "skip"}),
     train("precision", &TrainConfig::precision).oneOf({"fp32", "bf16"}),

@@ -38,6 +38,9 @@ struct ConfigKey {
   std::vector<std::string> choices;  // Enum only
   std::optional<ConfigBound> lower;
   std::optional<ConfigBound> upper;
+  // May differ between the ranks of one job (a host's data mount, its core count): the
+  // start-up comparison of the ranks' configs skips it (docs/configuration.md).
+  bool perRank = false;
   std::function<void(Config&, const ConfigValue&)> assign;
   std::function<ConfigValue(const Config&)> read;
 
@@ -48,6 +51,7 @@ struct ConfigKey {
   ConfigKey atLeast(double bound) &&;
   ConfigKey above(double bound) &&;
   ConfigKey below(double bound) &&;
+  ConfigKey mayDifferPerRank() &&;
 };
 
 // Every key, sections in file order (model, data, optimizer, schedule, train, distributed,

@@ -64,12 +64,13 @@ int64_t firstDifference(const std::vector<uint64_t>& a, const std::vector<uint64
   return a.size() == b.size() ? -1 : static_cast<int64_t>(common);
 }
 
-void checkFingerprintsMatch(const std::vector<std::string>& fingerprint, Communicator& comm,
-                            std::chrono::milliseconds timeout, const std::string& when) {
+std::optional<LineMismatch> findLineMismatch(const std::vector<std::string>& lines,
+                                             const std::string& items, Communicator& comm,
+                                             std::chrono::milliseconds timeout) {
   const int size = comm.size();
   std::vector<uint64_t> hashes;
   std::string all;
-  for (const auto& line : fingerprint) {
+  for (const auto& line : lines) {
     hashes.push_back(lineHash(line));
     all += line + '\n';
   }
@@ -85,7 +86,7 @@ void checkFingerprintsMatch(const std::vector<std::string>& fingerprint, Communi
     maxLines = std::max(maxLines, s[2 * r]);
     same = same && s[2 * r] == s[0] && s[2 * r + 1] == s[1];
   }
-  if (same) return;
+  if (same) return std::nullopt;
 
   // Round 2 (only on a mismatch, on every rank alike): the per-line hashes, to find the
   // first rank and line that differ.
@@ -111,18 +112,25 @@ void checkFingerprintsMatch(const std::vector<std::string>& fingerprint, Communi
 
   // Round 3: every rank's text of that line, so the message can show both sides.
   const std::string text =
-      line < static_cast<int64_t>(fingerprint.size())
-          ? fingerprint[static_cast<size_t>(line)]
-          : "nothing (it has only " + std::to_string(fingerprint.size()) + " tensors)";
+      line < static_cast<int64_t>(lines.size())
+          ? lines[static_cast<size_t>(line)]
+          : "nothing (it has only " + std::to_string(lines.size()) + " " + items + ")";
   auto row = encodeLine(text);
   auto rows = torch::empty({size * kLineChars}, torch::kInt64);
   comm.allgather(row, rows)->wait(timeout);
   const auto* chars = rows.data_ptr<int64_t>();
+  return LineMismatch{badRank, line, decodeLine(chars), decodeLine(chars + badRank * kLineChars)};
+}
+
+void checkFingerprintsMatch(const std::vector<std::string>& fingerprint, Communicator& comm,
+                            std::chrono::milliseconds timeout, const std::string& when) {
+  const auto mismatch = findLineMismatch(fingerprint, "tensors", comm, timeout);
+  if (!mismatch) return;
   throw TrainingError("model fingerprint mismatch at " + when + ": rank " +
-                          std::to_string(badRank) + " differs from rank 0 first at synchronised " +
-                          "tensor #" + std::to_string(line) + ": rank 0 has " + decodeLine(chars) +
-                          ", rank " + std::to_string(badRank) + " has " +
-                          decodeLine(chars + badRank * kLineChars),
+                          std::to_string(mismatch->rank) +
+                          " differs from rank 0 first at synchronised tensor #" +
+                          std::to_string(mismatch->line) + ": rank 0 has " + mismatch->reference +
+                          ", rank " + std::to_string(mismatch->rank) + " has " + mismatch->other,
                       "every rank must build the same model from the same config and code; look "
                       "for rank-dependent model options or mixed binaries",
                       comm.rank());

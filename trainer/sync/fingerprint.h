@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,22 @@ std::string fingerprintLine(const std::string& name, const torch::Tensor& t,
 // Where two fingerprints first differ: the index of the first differing line (the shorter
 // length if one is a prefix of the other), or -1 when they are equal.
 int64_t firstDifference(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
+
+// Where the ranks' lists of lines first differ: the lowest rank that differs from rank 0,
+// the index of the first differing line, and both ranks' text of it (a rank that has no such
+// line: "nothing (it has only N <items>)"; a line is cut at 240 characters).
+struct LineMismatch {
+  int rank;
+  int64_t line;
+  std::string reference;  // rank 0's
+  std::string other;      // rank `rank`'s
+};
+
+// Collective: compares `lines` across all ranks with one small all-gather when they match
+// (two more when they do not). Every rank gets the same answer.
+std::optional<LineMismatch> findLineMismatch(const std::vector<std::string>& lines,
+                                             const std::string& items, Communicator& comm,
+                                             std::chrono::milliseconds timeout);
 
 // Collective: compares `fingerprint` across all ranks (one small all-gather when they match).
 // On a mismatch every rank throws the same TrainingError naming the lowest rank that
