@@ -20,7 +20,10 @@ enum ExitCode : int {
   kExitModel = 6,       // the model: unknown name, bad options, differs between ranks
   kExitTraining = 7,    // training went wrong: non-finite loss for too long, replicas diverged
   kExitLostPeer = 8,    // communication failed or timed out: a rank, host or link was lost
-  kExitRunDir = 9,  // the run directory: held by another job, or an earlier run's (not --resume)
+  // The run directory: held by another job, or an earlier run's (and no --resume).
+  // (EX_CANTCREAT. Not 9: mpirun exits 9 when a rank was SIGKILLed, a lost node, which the
+  // supervisor restarts; codes above 64 are no signal's number.)
+  kExitRunDir = 73,
   // A scheduler's SIGTERM or SIGUSR1 stopped the run at a checkpoint: requeue and continue
   // with --resume auto (EX_TEMPFAIL, "try again later").
   kExitPreempted = 75,

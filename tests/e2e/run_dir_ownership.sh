@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One job per run directory, and a fresh run never lands in an earlier run's files:
-# - a second fresh run into a finished run's directory is refused (exit 9) and touches nothing;
+# - a second fresh run into a finished run's directory is refused (exit 73) and touches nothing;
 # - a second job on a directory another job holds is refused naming the holder's pid and host,
 #   and the holder's end (SIGTERM, or SIGKILL of the whole job) leaves no stale lock;
 # - --overwrite moves the earlier run aside whole (never deletes it); with --resume it is a
@@ -35,10 +35,10 @@ quick_np2 "$RUN" >"$WORK/first.out"
 before=$(digest "$RUN")
 
 # A fresh run into it: refused on every rank's path, nothing touched.
-fails_with again 9 quick_np2 "$RUN"
+fails_with again 73 quick_np2 "$RUN"
 expect_line "$WORK/again.err" "ringtrain: \[rank [01]\] run directory error: run directory $RUN holds an earlier run \(.*\), and this run was not told to resume it HINT: continue it with --resume auto.*--overwrite"
 [ "$(digest "$RUN")" = "$before" ] || fail "the refused run changed the earlier run's files"
-fails_with dry 9 quick_np2 "$RUN" --dry-run
+fails_with dry 73 quick_np2 "$RUN" --dry-run
 expect_line "$WORK/dry.err" "holds an earlier run"
 
 # --overwrite with --resume contradicts itself.
@@ -46,14 +46,14 @@ fails_with both 2 quick_np2 "$RUN" --overwrite --resume auto
 expect_line "$WORK/both.err" "usage error: --overwrite moves an earlier run aside and --resume continues it"
 
 # A finished run resumed with another config is refused; with its own config it finishes.
-fails_with edited 9 quick_np2 "$RUN" --resume auto --set optimizer.lr=0.01
+fails_with edited 73 quick_np2 "$RUN" --resume auto --set optimizer.lr=0.01
 expect_line "$WORK/edited.err" "run directory error: the run in $RUN finished at step 20, and this config differs from its \(optimizer.lr: 0.[0-9]+ -> 0.01\): resuming it would train nothing"
 quick_np2 "$RUN" --resume auto >"$WORK/same.out" 2>&1 || { cat "$WORK/same.out"; fail "resuming a finished run with its own config failed"; }
 expect_line "$WORK/same.out" "the run in $RUN finished at step 20: nothing is left to train"
-# The supervisor stops at once on it (exit 9 is not worth a restart).
-fails_with supervised 9 "$SUPERVISOR" -np 2 --backoff 1 --launcher-args "--oversubscribe --bind-to none" -- \
+# The supervisor stops at once on it (exit 73 is not worth a restart).
+fails_with supervised 73 "$SUPERVISOR" -np 2 --backoff 1 --launcher-args "--oversubscribe --bind-to none" -- \
   train --config "$MLP_CFG" --run-dir "$RUN" "${QUICK[@]}" --set optimizer.lr=0.01
-expect_line "$WORK/supervised.err" "not restarting \(exit 9\): a run directory error"
+expect_line "$WORK/supervised.err" "not restarting \(exit 73\): a run directory error"
 [ "$(digest "$RUN" | grep -v metrics.jsonl)" = "$(echo "$before" | grep -v metrics.jsonl)" ] ||
   { diff <(echo "$before") <(digest "$RUN") >&2; fail "the refused resumes changed the earlier run's checkpoints"; }
 
@@ -76,7 +76,7 @@ holder=$!
 for _ in $(seq 1 600); do grep -q "step 5/" "$WORK/holder.out" 2>/dev/null && break; sleep 0.1; done
 grep -q "step 5/" "$WORK/holder.out" || { cat "$WORK/holder.out"; fail "the holding job did not start"; }
 read -r lock_host lock_pid _ <"$HELD/.lock"
-fails_with second 9 quick_np2 "$HELD" --resume auto
+fails_with second 73 quick_np2 "$HELD" --resume auto
 expect_line "$WORK/second.err" "run directory error: run directory $HELD is in use by the job of pid $lock_pid on host $lock_host \(since .*\) HINT: wait for that job to end, or give this one another --run-dir"
 kill -0 "$holder" || fail "the refused second job ended the first"
 # SIGKILL of every process of the holding job: the kernel drops its lock with them.
