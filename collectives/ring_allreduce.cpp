@@ -166,41 +166,6 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
     progress->addWait(what, peer, MPI_Wtime() - start);
   };
 
-  // Like waitFor on one receive, and checks its size: a message of another size than this
-  // rank expects means the ranks passed buffers of different sizes or dtypes. That is named,
-  // with the peer, instead of summing misaligned bytes (a short message) or MPI's bare
-  // "message truncated" (a long one).
-  auto waitForSegment = [&](int step, MPI_Request& request, int expectedBytes) {
-    if (progress) progress->set(RingProgress::Waiting::Recv, leftName, step, steps);
-    const double start = MPI_Wtime();
-    MPI_Status status{};
-    const int rc = MPI_Wait(&request, &status);
-    if (progress) progress->addWait(RingProgress::Waiting::Recv, leftName, MPI_Wtime() - start);
-    int errorClass = MPI_SUCCESS;
-    if (rc != MPI_SUCCESS) MPI_Error_class(rc, &errorClass);
-    int received = expectedBytes;
-    if (rc == MPI_SUCCESS) MPI_Get_count(&status, MPI_BYTE, &received);
-    if (errorClass == MPI_ERR_TRUNCATE || received != expectedBytes) {
-      // The receives posted ahead would match a later call's messages: withdraw them.
-      for (MPI_Request& r : recvReq) {
-        if (r == MPI_REQUEST_NULL) continue;
-        MPI_Cancel(&r);
-        MPI_Request_free(&r);
-      }
-      throw CommError(
-          "ring step " + std::to_string(step + 1) + " of " + std::to_string(steps) + ": rank " +
-              std::to_string(self) + " received " +
-              (errorClass == MPI_ERR_TRUNCATE ? "more than " + std::to_string(expectedBytes)
-                                              : std::to_string(received)) +
-              " bytes from rank " + std::to_string(leftName) + " where it expected " +
-              std::to_string(expectedBytes) + " (" + std::to_string(count) + " elements of " +
-              std::to_string(elem) +
-              " bytes): the ranks passed buffers of different sizes or dtypes",
-          "every rank must call the collective with the same element count and dtype", self);
-    }
-    checkMpi(rc, "MPI_Wait (ring recv)", self);
-  };
-
   // Receives in the order both ends enumerate them, as step * maxSegs + segment.
   auto& units = ws.units();
   units.clear();
@@ -268,8 +233,8 @@ void ringAllreduce(void* data, std::int64_t count, RingDtype dtype, MPI_Comm com
               "MPI_Wait (ring send)");
       postRecv(posted++);
     }
+    waitFor(RingProgress::Waiting::Recv, u.step, 1, &recvReq[k % slots], "MPI_Wait (ring recv)");
     const int c = layout.chunkAt(u.step);
-    waitForSegment(u.step, recvReq[k % slots], segBytes(c, u.seg));
     if (u.step < n - 1) {
       // Post the next receives first so they can match while this segment is added.
       postAhead(k);

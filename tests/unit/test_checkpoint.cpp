@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "models/registry.h"
+#include "tests/unit/test_dir.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/resume.h"
 #include "trainer/optim/optimizer.h"
@@ -21,10 +22,7 @@ namespace {
 class CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    runDir_ = fs::temp_directory_path() /
-              ("ringtrain-ckpt-" + std::to_string(::getpid()) + "-" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(runDir_);
+    runDir_ = freshTestDirectory("ckpt");
     model_ = makeModel("fashion_mlp");
     optimizer_ = makeOptimizer(OptimizerConfig(), model_->parameters());
   }

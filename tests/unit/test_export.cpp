@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "models/registry.h"
+#include "tests/unit/test_dir.h"
 #include "trainer/checkpoint/durable_file.h"
 #include "trainer/checkpoint/export.h"
 
@@ -23,10 +24,7 @@ namespace {
 class ExportTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("ringtrain-export-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = freshTestDirectory("export");
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "tests/unit/test_dir.h"
 #include "trainer/checkpoint/run_directory.h"
 #include "trainer/config/config.h"
 
@@ -22,10 +23,7 @@ namespace {
 class RunDirectoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    base_ = fs::temp_directory_path() /
-            ("ringtrain-rundir-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(base_);
+    base_ = freshTestDirectory("rundir");
     run_ = (base_ / "run").string();
   }
   void TearDown() override { fs::remove_all(base_); }

@@ -99,10 +99,9 @@ std::optional<std::string> prepareFreshRunDirectory(const std::string& runDir, b
         "pass --overwrite to move the earlier run aside",
         0);
   }
-  std::string aside = runDir + ".replaced-" + utcStamp("%Y%m%dT%H%M%SZ");
-  for (int n = 2; fs::exists(aside, ec); ++n) {
-    aside = runDir + ".replaced-" + utcStamp("%Y%m%dT%H%M%SZ") + "-" + std::to_string(n);
-  }
+  const std::string stem = runDir + ".replaced-" + utcStamp("%Y%m%dT%H%M%SZ");
+  std::string aside = stem;
+  for (int n = 2; fs::exists(aside, ec); ++n) aside = stem + "-" + std::to_string(n);
   fs::create_directories(aside, ec);
   if (ec) {
     throw RunDirError("--overwrite: cannot create " + aside + ": " + ec.message(),

@@ -360,6 +360,20 @@ void emitNode(YAML::Emitter& out, const YAML::Node& node) {
   }
 }
 
+// One key's value, for toYaml() and agreedLines(): a map as written (an empty one as {}),
+// any other value as its scalar text.
+void emitValue(YAML::Emitter& out, const ConfigValue& value) {
+  if (const auto* node = std::get_if<YAML::Node>(&value)) {
+    if (node->IsMap() && node->size() > 0) {
+      emitNode(out, *node);
+    } else {
+      out << YAML::Flow << YAML::BeginMap << YAML::EndMap;
+    }
+  } else {
+    out << scalarText(value);
+  }
+}
+
 }  // namespace
 
 Config Config::fromYaml(const std::string& yamlText, const std::string& sourceName,
@@ -401,21 +415,10 @@ std::vector<std::string> Config::agreedLines() const {
   std::vector<std::string> lines;
   for (const ConfigKey& key : configSchema()) {
     if (key.perRank) continue;
-    const ConfigValue value = key.read(*this);
-    std::string text;
-    if (const auto* node = std::get_if<YAML::Node>(&value)) {
-      YAML::Emitter out;
-      out << YAML::Flow;
-      if (node->IsMap() && node->size() > 0) {
-        emitNode(out, *node);
-      } else {
-        out << YAML::BeginMap << YAML::EndMap;
-      }
-      text = out.c_str();
-    } else {
-      text = scalarText(value);
-    }
-    lines.push_back(key.path() + ": " + text);
+    YAML::Emitter out;
+    out << YAML::Flow;
+    emitValue(out, key.read(*this));
+    lines.push_back(key.path() + ": " + out.c_str());
   }
   return lines;
 }
@@ -438,16 +441,7 @@ std::string Config::toYaml() const {
     for (const ConfigKey& key : configSchema()) {
       if (key.section != section) continue;
       out << YAML::Key << key.key << YAML::Value;
-      const ConfigValue value = key.read(*this);
-      if (const auto* node = std::get_if<YAML::Node>(&value)) {
-        if (node->IsMap() && node->size() > 0) {
-          emitNode(out, *node);
-        } else {
-          out << YAML::Flow << YAML::BeginMap << YAML::EndMap;
-        }
-      } else {
-        out << scalarText(value);
-      }
+      emitValue(out, key.read(*this));
     }
     out << YAML::EndMap;
   }
