@@ -146,10 +146,30 @@ bool FaultInjector::trigger(FaultPoint point, int rank, int64_t step) const {
   return false;
 }
 
+bool faultInjectionBuilt() {
+#if defined(RINGTRAIN_FAULT_INJECTION) && RINGTRAIN_FAULT_INJECTION
+  return true;
+#else
+  return false;
+#endif
+}
+
 const FaultInjector& processFaults() {
   static const FaultInjector faults = [] {
     const char* spec = std::getenv("RINGTRAIN_FAULT");
-    return spec ? FaultInjector(spec) : FaultInjector();
+    if (spec == nullptr || *spec == '\0') return FaultInjector();
+    // A variable left in a job script must not slow or kill a production run: only a build
+    // made for the tests reads it, and it says so on every rank.
+    if (!faultInjectionBuilt()) {
+      std::fprintf(stderr,
+                   "warning: RINGTRAIN_FAULT is set and ignored: this ringtrain is built without "
+                   "fault injection (a test-only option: -DRINGTRAIN_FAULT_INJECTION=ON) "
+                   "HINT: unset RINGTRAIN_FAULT\n");
+      return FaultInjector();
+    }
+    FaultInjector parsed(spec);
+    std::fprintf(stderr, "fault injection is on (a test build): RINGTRAIN_FAULT=%s\n", spec);
+    return parsed;
   }();
   return faults;
 }

@@ -1,7 +1,10 @@
 // Test-only fault injection: makes one rank misbehave at a chosen step, so the end-to-end
 // tests can check that ringtrain survives (or reports) what breaks real jobs. Faults come
 // from the environment variable RINGTRAIN_FAULT and never from the config, so a config file
-// can never switch them on by accident. Unset (the normal case) costs one branch per hook.
+// can never switch them on by accident; and only a build configured with
+// -DRINGTRAIN_FAULT_INJECTION=ON (launch/test.sh's) reads the variable at all, so one left
+// set in a job's environment cannot slow or kill a production run (it is ignored there with
+// a warning). Unset (the normal case) costs one branch per hook.
 //
 //   RINGTRAIN_FAULT="<kind>:<key>=<value>:...[,<kind>:...]"
 //
@@ -67,7 +70,11 @@ class FaultInjector {
   std::vector<Fault> faults_;
 };
 
-// The faults of this process, parsed from RINGTRAIN_FAULT on first use.
+// Whether this build reads RINGTRAIN_FAULT (configured with -DRINGTRAIN_FAULT_INJECTION=ON).
+bool faultInjectionBuilt();
+
+// The faults of this process, parsed from RINGTRAIN_FAULT on first use; none in a build
+// without fault injection.
 const FaultInjector& processFaults();
 
 }  // namespace ringtrain

@@ -21,6 +21,9 @@ namespace {
 // A corrupt header could claim terabytes; refuse before allocating. Far above any IDX
 // dataset ringtrain is meant for (Fashion-MNIST train images are 47 MB).
 constexpr int64_t kMaxDataBytes = int64_t{1} << 34;
+// Deflate's largest expansion (a long run of one byte): a gzip file of N bytes holds at most
+// about 1032 N bytes, so a header promising more is refused before its allocation.
+constexpr int64_t kMaxDeflateRatio = 1032;
 // gzread takes an unsigned int length; read in chunks well inside that.
 constexpr size_t kReadChunk = size_t{1} << 30;
 
@@ -166,13 +169,19 @@ torch::Tensor readIdxUint8(const std::string& path, int expectedDims) {
   }
 
   const int64_t headerBytes = 4 + 4 * static_cast<int64_t>(expectedDims);
-  if (file.isPlain()) {
-    // Check the size up front so a bad file fails before a large allocation.
-    std::error_code ec;
-    const auto fileBytes = std::filesystem::file_size(path, ec);
-    if (!ec && static_cast<int64_t>(fileBytes) != headerBytes + dataBytes) {
-      fail(path, sizeProblem(dataBytes, static_cast<int64_t>(fileBytes) - headerBytes));
-    }
+  // Check the size up front so a bad file fails before a large allocation.
+  std::error_code ec;
+  const auto fileBytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (!ec && file.isPlain() && fileBytes != headerBytes + dataBytes) {
+    fail(path, sizeProblem(dataBytes, fileBytes - headerBytes));
+  }
+  if (!ec && !file.isPlain() && headerBytes + dataBytes > kMaxDeflateRatio * fileBytes + 1024) {
+    fail(path,
+         "the header promises " + std::to_string(dataBytes) +
+             " data bytes, more than a gzip file of " + std::to_string(fileBytes) +
+             " bytes can hold (deflate expands at most " + std::to_string(kMaxDeflateRatio) +
+             "-fold): corrupt header?",
+         "fetch the file again");
   }
 
   torch::Tensor data = torch::empty(dims, torch::kUInt8);

@@ -22,7 +22,10 @@ case "$libtorch" in
 esac
 mkdir -p "$build"
 # The configure output goes to a log; what ringtrain chose (LibTorch, NCCL) is printed.
-if ! cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" "$@" \
+# Fault injection (test-only) is off unless asked for (launch/test.sh does), also in a build
+# directory that a test run configured before.
+if ! cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+  -DRINGTRAIN_FAULT_INJECTION="${RINGTRAIN_FAULT_INJECTION:-OFF}" "$@" \
   >"$build/configure.log" 2>&1; then
   cat "$build/configure.log" >&2
   exit 1

@@ -5,7 +5,10 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
 "$root/launch/setup.sh"
-BUILD_DIR="$build" "$root/launch/build.sh" -DRINGTRAIN_WERROR="${RINGTRAIN_WERROR:-OFF}" \
+# The test build reads RINGTRAIN_FAULT (test-only fault injection, core/faults.h); a build by
+# launch/build.sh alone does not.
+BUILD_DIR="$build" RINGTRAIN_FAULT_INJECTION=ON "$root/launch/build.sh" \
+  -DRINGTRAIN_WERROR="${RINGTRAIN_WERROR:-OFF}" \
   -DRINGTRAIN_NCCL="${RINGTRAIN_NCCL:-AUTO}"
 # Unit tests run two at a time; the MPI and end-to-end tests (RUN_SERIAL) one at a time.
 ctest --test-dir "$build" --output-on-failure -j2 "$@"

@@ -3,11 +3,10 @@
 // hand-shake, and the config and model fingerprint checks across ranks. The training loop itself is
 // in trainer.cpp.
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/faults.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/resume.h"
 #include "trainer/checkpoint/run_directory.h"
 #include "trainer/config/config_schema.h"
@@ -83,11 +82,8 @@ void Trainer::claimRunDirectory() {
 }
 
 void Trainer::refuseFinishedRunWithAnotherConfig() {
-  std::ifstream in(fs::path(*resumeDir_) / "config.yaml");
-  std::stringstream old;
-  old << in.rdbuf();
   std::vector<std::string> differences;
-  for (const std::string& d : configDifferences(old.str(), cfg_.toYaml())) {
+  for (const std::string& d : configDifferences(readCheckpointConfig(*resumeDir_), cfg_.toYaml())) {
     const std::string key = d.substr(0, d.find(':'));
     const auto dot = key.find('.');
     const ConfigKey* k =
@@ -184,10 +180,7 @@ ShardSampler Trainer::trainSampler() const {
 void Trainer::resumeFrom(const std::string& dir) {
   const TrainingState saved = *resumeState_;
   if (replicas().rank() == 0) {
-    std::ifstream in(fs::path(dir) / "config.yaml");
-    std::stringstream old;
-    old << in.rdbuf();
-    for (const auto& d : configDifferences(old.str(), cfg_.toYaml())) {
+    for (const auto& d : configDifferences(readCheckpointConfig(dir), cfg_.toYaml())) {
       log("warning: config differs from the checkpoint's: " + d);
     }
   }

@@ -472,5 +472,33 @@ TEST(Config, ShippedConfigsParse) {
   if (parsed == 0) GTEST_SKIP() << "no configs/*.yaml yet";
 }
 
+// A "billion laughs" config: nine levels of nine aliases each stand for 9^9 scalars. Before the
+// bound, walking it (--print-config, the config comparison between ranks) never ended.
+TEST(Config, YamlAliasesAreRefusedBeforeAnyWalk) {
+  std::string laughs = "model:\n  name: fashion_mlp\n  options:\n    l0: &l0 [a,a,a,a,a,a,a,a,a]\n";
+  for (int i = 1; i < 9; ++i) {
+    laughs += "    l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int j = 0; j < 9; ++j) laughs += (j ? ",*l" : "*l") + std::to_string(i - 1);
+    laughs += "]\n";
+  }
+  EXPECT_CONTAINS(message(laughs), "configs/x.yaml uses a YAML alias (*name) at line 5");
+  EXPECT_CONTAINS(parseError(laughs).hint(), "write the value out");
+  // The same through --set, whose value is YAML too.
+  EXPECT_CONTAINS(message("", {"model.options.x=[&a [1,2],*a,*a]"}), "uses a YAML alias");
+  // An anchor alone (nothing refers to it) is harmless and still accepted.
+  EXPECT_NO_THROW(Config::fromYaml("optimizer: &o\n  lr: 0.5\n", "a.yaml"));
+}
+
+TEST(Config, TooManyOrTooDeepYamlNodesAreRefused) {
+  std::string many = "model:\n  name: fashion_mlp\n  options:\n    x: [";
+  for (int i = 0; i < 100001; ++i) many += "1,";
+  many += "1]\n";
+  EXPECT_CONTAINS(message(many), "holds more than 100000 YAML nodes");
+  // yaml-cpp's own depth guard: a syntax error, not a stack overflow.
+  const std::string deep =
+      "model:\n  options:\n    x: " + std::string(5000, '[') + std::string(5000, ']') + "\n";
+  EXPECT_CONTAINS(message(deep), "YAML syntax error in configs/x.yaml");
+}
+
 }  // namespace
 }  // namespace ringtrain

@@ -205,6 +205,16 @@ TEST(Idx, ImplausibleDimensionsFailBeforeAllocating) {
   EXPECT_CONTAINS(message, "implausible dimensions");
 }
 
+TEST(Idx, AGzipFileCannotPromiseMoreThanDeflateHolds) {
+  // 47 MB promised by a file of a few dozen bytes: refused before allocating the 47 MB.
+  TempDir dir;
+  const auto path = dir.file("bomb.gz");
+  writeGzip(path, idxBytes(0x803, {60000, 28, 28}, iota(16)));
+  const auto [message, hint] = readError(path, 3);
+  EXPECT_CONTAINS(message, path);
+  EXPECT_CONTAINS(message, "the header promises 47040000 data bytes, more than a gzip file of");
+}
+
 TEST(Idx, TruncatedPlainData) {
   TempDir dir;
   const auto path = dir.file("cut");

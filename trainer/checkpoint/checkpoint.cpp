@@ -1,18 +1,17 @@
 #include "trainer/checkpoint/checkpoint.h"
 
 #include <yaml-cpp/yaml.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/faults.h"
 #include "trainer/checkpoint/durable_file.h"
+#include "trainer/checkpoint/manifest.h"
 
 namespace fs = std::filesystem;
 
@@ -21,37 +20,10 @@ namespace ringtrain {
 namespace {
 
 const char* const kManifest = "MANIFEST";
-const char* const kManifestTrailer = "manifest-crc32";
-const char* const kFiles[] = {"model.pt", "optimizer.pt", "rng.pt", "state.yaml", "config.yaml"};
+// What a checkpoint holds, in the order written; its MANIFEST lists each.
+const std::vector<std::string> kFiles = {"model.pt", "optimizer.pt", "rng.pt", "state.yaml",
+                                         "config.yaml"};
 const char* const kStepPrefix = "step-";
-
-uint32_t crcOf(const std::string& text) {
-  return static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0),
-                                     reinterpret_cast<const Bytef*>(text.data()),
-                                     static_cast<uInt>(text.size())));
-}
-
-struct FileDigest {
-  uint64_t size = 0;
-  uint32_t crc = 0;
-};
-
-FileDigest digestFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CheckpointError("cannot read " + path);
-  FileDigest digest;
-  uLong crc = crc32(0L, Z_NULL, 0);
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const auto got = in.gcount();
-    if (got <= 0) break;
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(buffer.data()), static_cast<uInt>(got));
-    digest.size += static_cast<uint64_t>(got);
-  }
-  digest.crc = static_cast<uint32_t>(crc);
-  return digest;
-}
 
 void writeTextFile(const std::string& path, const std::string& text) {
   FileWriter out(path);
@@ -192,16 +164,7 @@ std::string CheckpointStore::save(const torch::nn::Module& model,
     processFaults().trigger(FaultPoint::CheckpointWrite, 0, state.step);
 
     // Every file above is fsync'ed by FileWriter::finish; the manifest comes last.
-    std::ostringstream manifest;
-    for (const char* file : kFiles) {
-      const auto digest = digestFile((tmpDir / file).string());
-      manifest << file << ' ' << digest.size << ' ' << digest.crc << '\n';
-    }
-    // The CRC is taken before the trailer goes in (C++17 evaluates `<<` chains left to
-    // right, so it cannot be computed inside the same expression).
-    const uint32_t manifestCrc = crcOf(manifest.str());
-    manifest << kManifestTrailer << ' ' << manifestCrc << '\n';
-    writeTextFile((tmpDir / kManifest).string(), manifest.str());
+    writeManifest(tmpDir.string(), kFiles);
     syncDirectory(tmpDir.string());
 
     // Re-writing an existing step (after resuming from an older checkpoint): move the old
@@ -255,45 +218,7 @@ std::string CheckpointStore::save(const torch::nn::Module& model,
 }
 
 void verifyCheckpoint(const std::string& dir) {
-  const auto manifestPath = (fs::path(dir) / kManifest).string();
-  std::ifstream in(manifestPath, std::ios::binary);
-  if (!in) throw CheckpointError("checkpoint " + dir + " has no MANIFEST (incomplete write)");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
-  // The trailer checks the manifest itself: a truncated or damaged one is not trusted.
-  const auto trailerAt = text.rfind(std::string(kManifestTrailer) + ' ');
-  uint32_t trailerCrc = 0;
-  if (trailerAt == std::string::npos ||
-      std::sscanf(text.c_str() + trailerAt, "manifest-crc32 %u", &trailerCrc) != 1 ||
-      trailerCrc != crcOf(text.substr(0, trailerAt))) {
-    throw CheckpointError("checkpoint " + dir + " has a damaged MANIFEST");
-  }
-  std::istringstream entries(text.substr(0, trailerAt));
-  std::string file;
-  uint64_t size = 0;
-  uint32_t crc = 0;
-  std::vector<std::string> listed;
-  while (entries >> file >> size >> crc) {
-    const auto path = (fs::path(dir) / file).string();
-    std::error_code ec;
-    if (!fs::exists(path, ec)) throw CheckpointError("checkpoint file " + path + " is missing");
-    const auto digest = digestFile(path);
-    if (digest.size != size) {
-      throw CheckpointError("checkpoint file " + path + " is corrupt (" +
-                            std::to_string(digest.size) + " bytes, the manifest says " +
-                            std::to_string(size) + ": truncated?)");
-    }
-    if (digest.crc != crc) {
-      throw CheckpointError("checkpoint file " + path + " is corrupt (checksum mismatch)");
-    }
-    listed.push_back(file);
-  }
-  for (const char* required : kFiles) {
-    if (std::find(listed.begin(), listed.end(), required) == listed.end()) {
-      throw CheckpointError("checkpoint " + dir + " lacks " + required + " in its MANIFEST");
-    }
-  }
+  verifyManifestFiles(dir, readManifest(dir, kFiles));
 }
 
 std::optional<std::string> CheckpointStore::latestValid(
@@ -341,7 +266,7 @@ std::string resolveCheckpoint(const std::string& path,
 TrainingState readTrainingState(const std::string& dir) {
   TrainingState state;
   try {
-    const auto node = YAML::LoadFile((fs::path(dir) / "state.yaml").string());
+    const auto node = YAML::Load(readVerifiedFile(dir, "state.yaml"));
     state.step = node["step"].as<int64_t>();
     state.epoch = node["epoch"].as<int64_t>();
     state.stepInEpoch = node["step_in_epoch"].as<int64_t>();
@@ -356,16 +281,34 @@ TrainingState readTrainingState(const std::string& dir) {
   } catch (const YAML::Exception& e) {
     throw CheckpointError("cannot read " + dir + "/state.yaml: " + e.what());
   }
+  if (state.step < 0 || state.epoch < 0 || state.stepInEpoch < 0 || state.worldSize < 1 ||
+      state.microBatchSamples < 0 || state.totalSteps < 0) {
+    throw CheckpointError("checkpoint " + dir +
+                          "/state.yaml holds an impossible value (a negative step or epoch, "
+                          "or a world size below 1)");
+  }
   return state;
 }
 
-std::string describeModelMismatch(const std::string& dir, const torch::nn::Module& model) {
+std::string readCheckpointConfig(const std::string& dir) {
+  return readVerifiedFile(dir, "config.yaml");
+}
+
+namespace {
+
+// An archive read from bytes that were checked against the MANIFEST; the bytes outlive it.
+struct VerifiedArchive {
+  std::string bytes;
   torch::serialize::InputArchive archive;
-  try {
-    archive.load_from((fs::path(dir) / "model.pt").string());
-  } catch (const c10::Error& e) {
-    return "cannot read its model.pt: " + firstLine(e.what());
-  }
+};
+
+void loadArchive(const std::string& dir, const std::string& file, VerifiedArchive& into) {
+  into.bytes = readVerifiedFile(dir, file);
+  into.archive.load_from(into.bytes.data(), into.bytes.size());
+}
+
+std::string describeMismatch(torch::serialize::InputArchive& archive,
+                             const torch::nn::Module& model) {
   std::vector<std::string> expected;
   const auto check = [&](const std::string& name, const torch::Tensor& mine,
                          bool buffer) -> std::string {
@@ -399,37 +342,53 @@ std::string describeModelMismatch(const std::string& dir, const torch::nn::Modul
   return {};
 }
 
+}  // namespace
+
+std::string describeModelMismatch(const std::string& dir, const torch::nn::Module& model) {
+  VerifiedArchive modelFile;
+  try {
+    loadArchive(dir, "model.pt", modelFile);
+  } catch (const CheckpointError& e) {
+    return std::string("cannot read its model.pt: ") + e.what();
+  } catch (const c10::Error& e) {
+    return "cannot read its model.pt: " + firstLine(e.what());
+  }
+  return describeMismatch(modelFile.archive, model);
+}
+
 void loadCheckpoint(const std::string& dir, torch::nn::Module& model,
                     torch::optim::Optimizer* optimizer, bool restoreRng) {
-  // copy_ would broadcast a [1] tensor into a [256] parameter without complaint.
-  if (const auto mismatch = describeModelMismatch(dir, model); !mismatch.empty()) {
-    throw CheckpointError("checkpoint " + dir + " does not fit this model: " + mismatch,
-                          "use the model config the checkpoint was written with");
-  }
+  // Every file is parsed from the bytes its MANIFEST entry was checked against, so a
+  // checkpoint changed (or swapped) after it was chosen is refused, never half-loaded.
   try {
-    torch::serialize::InputArchive modelArchive;
-    modelArchive.load_from((fs::path(dir) / "model.pt").string());
+    VerifiedArchive modelFile;
+    loadArchive(dir, "model.pt", modelFile);
+    // copy_ would broadcast a [1] tensor into a [256] parameter without complaint.
+    if (const auto mismatch = describeMismatch(modelFile.archive, model); !mismatch.empty()) {
+      throw CheckpointError("checkpoint " + dir + " does not fit this model: " + mismatch,
+                            "use the model config the checkpoint was written with");
+    }
     torch::NoGradGuard noGrad;
     for (auto& p : model.named_parameters()) {
       torch::Tensor loaded;
-      modelArchive.read(p.key(), loaded);
+      modelFile.archive.read(p.key(), loaded);
       p.value().copy_(loaded);
     }
     for (auto& b : model.named_buffers()) {
       torch::Tensor loaded;
-      modelArchive.read(b.key(), loaded, true);
+      modelFile.archive.read(b.key(), loaded, true);
       b.value().copy_(loaded);
     }
     if (optimizer) {
-      torch::serialize::InputArchive optimizerArchive;
-      optimizerArchive.load_from((fs::path(dir) / "optimizer.pt").string());
-      optimizer->load(optimizerArchive);
+      VerifiedArchive optimizerFile;
+      loadArchive(dir, "optimizer.pt", optimizerFile);
+      optimizer->load(optimizerFile.archive);
     }
     if (restoreRng) {
-      torch::serialize::InputArchive rngArchive;
-      rngArchive.load_from((fs::path(dir) / "rng.pt").string());
+      VerifiedArchive rngFile;
+      loadArchive(dir, "rng.pt", rngFile);
       torch::Tensor rng;
-      rngArchive.read("cpu", rng, true);
+      rngFile.archive.read("cpu", rng, true);
       auto generator = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock(generator.mutex());
       generator.set_state(rng);

@@ -8,7 +8,9 @@
 //                 fingerprints
 //   config.yaml   the resolved config of the run (eval/export/predict rebuild the model)
 //   MANIFEST      size and CRC-32 of every file above, then a CRC-32 of the manifest
-//                 itself; written last
+//                 itself; written last (trainer/checkpoint/manifest.h: a reader opens only
+//                 the plain files it lists, never through a symbolic link, and parses the
+//                 very bytes it checked)
 //
 // A checkpoint is written into a hidden temporary directory, every file and the directory
 // are fsync'ed, then it is renamed into place: a reader never sees a partial checkpoint.
@@ -87,7 +89,9 @@ std::string resolveCheckpoint(const std::string& path,
 // The step a checkpoint directory is named after (step-00000040 -> 40); -1 if none.
 int64_t checkpointStep(const std::string& dir);
 
+// state.yaml and config.yaml of the checkpoint in `dir`, checked against its MANIFEST.
 TrainingState readTrainingState(const std::string& dir);
+std::string readCheckpointConfig(const std::string& dir);
 // Loads parameters/buffers (and the optimizer and RNG state when given) from `dir`. Throws
 // CheckpointError if a tensor is missing or has another shape or dtype than in `model`.
 void loadCheckpoint(const std::string& dir, torch::nn::Module& model,

@@ -1,8 +1,6 @@
 #include "trainer/checkpoint/inference.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "models/registry.h"
@@ -16,11 +14,7 @@ LoadedCheckpoint loadForInference(const std::string& path,
   LoadedCheckpoint loaded;
   loaded.dir = resolveCheckpoint(path, warn);
   const auto configPath = (std::filesystem::path(loaded.dir) / "config.yaml").string();
-  std::ifstream in(configPath);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in) throw CheckpointError("cannot read " + configPath);
-  loaded.config = Config::fromYaml(text.str(), configPath, overrides);
+  loaded.config = Config::fromYaml(readCheckpointConfig(loaded.dir), configPath, overrides);
   loaded.model = makeModel(loaded.config.model.name, loaded.config.model.options);
   loadCheckpoint(loaded.dir, *loaded.model, nullptr, false);
   loaded.model->eval();

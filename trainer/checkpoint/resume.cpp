@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/durable_file.h"
+#include "trainer/config/config.h"
 
 namespace ringtrain {
 
@@ -91,6 +92,7 @@ std::optional<std::string> agreeOnResume(Communicator& comm, const std::string& 
 std::vector<std::string> configDifferences(const std::string& oldYaml, const std::string& newYaml) {
   std::vector<std::string> differences;
   try {
+    checkYamlBounds(oldYaml, "the checkpoint's config.yaml");
     const YAML::Node before = YAML::Load(oldYaml);
     const YAML::Node after = YAML::Load(newYaml);
     const auto compare = [&](const YAML::Node& a, const YAML::Node& b, bool aIsNew) {
@@ -113,6 +115,8 @@ std::vector<std::string> configDifferences(const std::string& oldYaml, const std
     compare(before, after, false);
   } catch (const YAML::Exception& e) {
     differences.push_back(std::string("(cannot compare the configs: ") + e.what() + ")");
+  } catch (const ConfigError& e) {
+    differences.push_back(std::string("(cannot compare the configs: ") + e.what() + ")");
   }
   return differences;
 }
@@ -121,10 +125,19 @@ ResumedBatch resumedMicroBatch(const std::string& dir, const TrainingState& save
                                int64_t batchSize, int worldSize, int rank) {
   int64_t savedBatchSize = 0;
   try {
-    const YAML::Node config = YAML::LoadFile((std::filesystem::path(dir) / "config.yaml").string());
-    savedBatchSize = config["data"]["batch_size"].as<int64_t>();
+    const std::string text = readCheckpointConfig(dir);
+    checkYamlBounds(text, dir + "/config.yaml");
+    savedBatchSize = YAML::Load(text)["data"]["batch_size"].as<int64_t>();
   } catch (const YAML::Exception& e) {
     throw CheckpointError("cannot read data.batch_size from " + dir + "/config.yaml: " + e.what(),
+                          "resume from another checkpoint", rank);
+  } catch (const ConfigError& e) {
+    throw CheckpointError(std::string("cannot read data.batch_size: ") + e.what(),
+                          "resume from another checkpoint", rank);
+  }
+  if (savedBatchSize < 1) {
+    throw CheckpointError("checkpoint " + dir + " has data.batch_size " +
+                              std::to_string(savedBatchSize) + " in its config.yaml",
                           "resume from another checkpoint", rank);
   }
   // Format 1 checkpoints were always written at world_size x data.batch_size.

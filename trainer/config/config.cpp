@@ -188,6 +188,7 @@ void applyValue(Config& config, const ConfigKey& key, const YAML::Node& node,
 
 YAML::Node parseYaml(const std::string& text, const std::string& source) {
   try {
+    checkYamlBounds(text, source);
     std::vector<YAML::Node> documents = YAML::LoadAll(text);
     if (documents.size() > 1) {
       throw ConfigError(source + " holds " + std::to_string(documents.size()) +
@@ -316,6 +317,7 @@ void applyOverride(Config& config, const std::string& text) {
     value = YAML::Node(std::string());
   } else {
     try {
+      checkYamlBounds(valueText, origin.describe());
       value = YAML::Load(valueText);
     } catch (const YAML::Exception& e) {
       throw ConfigError("cannot parse the value of " + origin.describe() + ": " + e.msg,

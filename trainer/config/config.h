@@ -133,4 +133,9 @@ struct Config {
 // "..". Throws ConfigError otherwise (a path goes in --run-dir).
 void checkRunName(const std::string& name, int rank = -1);
 
+// Throws ConfigError (naming `source`) if YAML text holds an alias (*name), which lets a few
+// bytes stand for billions of nodes once walked, or more nodes than any config has. Every
+// config text ringtrain parses, a checkpoint's included, goes through it first.
+void checkYamlBounds(const std::string& text, const std::string& source);
+
 }  // namespace ringtrain
