@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "trainer/checkpoint/durable_file.h"
@@ -98,6 +100,16 @@ class CheckpointFile {
   uint64_t size_ = 0;
 };
 
+// Size and CRC-32 of the whole file, streamed through `buffer`.
+std::pair<uint64_t, uint32_t> digest(CheckpointFile& in, std::vector<char>& buffer) {
+  uint64_t size = 0;
+  uint32_t crc = 0;
+  for (size_t got; (got = in.read(buffer.data(), buffer.size())) > 0; size += got) {
+    crc = crcOf(buffer.data(), got, crc);
+  }
+  return {size, crc};
+}
+
 void checkDigest(const std::string& path, const ManifestEntry& entry, uint64_t size, uint32_t crc) {
   if (size != entry.size) {
     throw CheckpointError("checkpoint file " + path + " is corrupt (" + std::to_string(size) +
@@ -129,11 +141,7 @@ void writeManifest(const std::string& dir, const std::vector<std::string>& files
   std::vector<char> buffer(1 << 20);
   for (const auto& file : files) {
     CheckpointFile in(fs::path(dir) / file);
-    uint64_t size = 0;
-    uint32_t crc = 0;
-    for (size_t got; (got = in.read(buffer.data(), buffer.size())) > 0; size += got) {
-      crc = crcOf(buffer.data(), got, crc);
-    }
+    const auto [size, crc] = digest(in, buffer);
     manifest << file << ' ' << size << ' ' << crc << '\n';
   }
   // The CRC is taken before the trailer goes in (C++17 evaluates `<<` chains left to right,
@@ -197,11 +205,7 @@ void verifyManifestFiles(const std::string& dir, const std::vector<ManifestEntry
   std::vector<char> buffer(1 << 20);
   for (const auto& entry : entries) {
     CheckpointFile in(fs::path(dir) / entry.file);
-    uint64_t size = 0;
-    uint32_t crc = 0;
-    for (size_t got; (got = in.read(buffer.data(), buffer.size())) > 0; size += got) {
-      crc = crcOf(buffer.data(), got, crc);
-    }
+    const auto [size, crc] = digest(in, buffer);
     checkDigest(in.path(), entry, size, crc);
   }
 }
