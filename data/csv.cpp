@@ -1,5 +1,6 @@
 #include "data/csv.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -60,13 +61,10 @@ std::vector<std::string> splitCells(const std::string& line, const std::string& 
   return cells;
 }
 
-}  // namespace
-
-CsvTable parseCsv(const std::string& text, const std::string& source,
-                  const std::string& labelColumn, CsvTarget target) {
-  std::istringstream in(text);
+// The first non-blank line's cells; lineNumber ends on that line.
+std::vector<std::string> readHeader(std::istream& in, const std::string& source,
+                                    int64_t& lineNumber) {
   std::string line;
-  int64_t lineNumber = 0;
   std::vector<std::string> header;
   while (header.empty() && std::getline(in, line)) {
     ++lineNumber;
@@ -77,8 +75,59 @@ CsvTable parseCsv(const std::string& text, const std::string& source,
     throw DataError(source + " is empty: no header row",
                     "the first line must name the columns, e.g. x1,x2,label");
   }
+  return header;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& n : names) text += (text.empty() ? "" : ", ") + n;
+  return text;
+}
+
+std::ifstream openCsv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw DataError("cannot open " + path, "check data.dir: it must hold train.csv and test.csv");
+  }
+  return in;
+}
+
+// The evaluation split is only meaningful with the training split's columns in the training
+// split's order: a model reads features by position, so a reordered, extra or missing column
+// would evaluate silently wrong (or fail inside the first forward pass).
+void checkSameColumns(const CsvTable& test, const std::string& testPath,
+                      const std::string& trainPath) {
+  auto in = openCsv(trainPath);
+  int64_t lineNumber = 0;
+  const auto trainHeader = readHeader(in, trainPath, lineNumber);
+  if (trainHeader == test.header) return;
+  std::string first;
+  for (size_t c = 0; c < std::max(trainHeader.size(), test.header.size()); ++c) {
+    const auto name = [c](const std::vector<std::string>& h) {
+      return c < h.size() ? "'" + h[c] + "'" : std::string("missing");
+    };
+    if (name(trainHeader) != name(test.header)) {
+      first = "column " + std::to_string(c + 1) + " is " + name(test.header) + " in test.csv and " +
+              name(trainHeader) + " in train.csv";
+      break;
+    }
+  }
+  throw DataError(testPath + " has the columns (" + joined(test.header) + "), " + trainPath +
+                      " has (" + joined(trainHeader) + "): " + first,
+                  "write test.csv with train.csv's header: the same columns in the same order");
+}
+
+}  // namespace
+
+CsvTable parseCsv(const std::string& text, const std::string& source,
+                  const std::string& labelColumn, CsvTarget target) {
+  std::istringstream in(text);
+  std::string line;
+  int64_t lineNumber = 0;
+  const std::vector<std::string> header = readHeader(in, source, lineNumber);
   int64_t labelIndex = -1;
   CsvTable table;
+  table.header = header;
   for (size_t c = 0; c < header.size(); ++c) {
     if (header[c] == labelColumn) {
       if (labelIndex >= 0) {
@@ -93,10 +142,8 @@ CsvTable parseCsv(const std::string& text, const std::string& source,
     }
   }
   if (labelIndex < 0) {
-    std::string names;
-    for (const auto& h : header) names += (names.empty() ? "" : ", ") + h;
     throw DataError(where(source, lineNumber) + ": no label column '" + labelColumn +
-                        "' in the header (" + names + ")",
+                        "' in the header (" + joined(header) + ")",
                     "set data.label_column to the column that holds the class");
   }
 
@@ -155,10 +202,7 @@ CsvTable parseCsv(const std::string& text, const std::string& source,
 }
 
 CsvTable readCsv(const std::string& path, const std::string& labelColumn, CsvTarget target) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw DataError("cannot open " + path, "check data.dir: it must hold train.csv and test.csv");
-  }
+  auto in = openCsv(path);
   std::stringstream text;
   text << in.rdbuf();
   return parseCsv(text.str(), path, labelColumn, target);
@@ -187,9 +231,12 @@ Batch CsvDataset::get(const std::vector<int64_t>& indices) const {
 
 DatasetPtr makeCsvDataset(const DataConfig& cfg, Split split) {
   const auto path = std::filesystem::path(cfg.dir) / (std::string(splitName(split)) + ".csv");
-  return std::make_shared<const CsvDataset>(
-      path.string(), cfg.label_column,
-      cfg.target_type == "float" ? CsvTarget::Float : CsvTarget::Class);
+  auto table = readCsv(path.string(), cfg.label_column,
+                       cfg.target_type == "float" ? CsvTarget::Float : CsvTarget::Class);
+  if (split == Split::Test) {
+    checkSameColumns(table, path.string(), (std::filesystem::path(cfg.dir) / "train.csv").string());
+  }
+  return std::make_shared<const CsvDataset>(std::move(table));
 }
 
 }  // namespace ringtrain

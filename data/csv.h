@@ -26,6 +26,7 @@ namespace ringtrain {
 enum class CsvTarget { Class, Float };
 
 struct CsvTable {
+  std::vector<std::string> header;        // every column, in the file's order
   std::vector<std::string> featureNames;  // header order, label column removed
   torch::Tensor features;                 // float32 [rows, features]
   torch::Tensor labels;                   // int64 [rows], each >= 0; float32 [rows] for Float
@@ -61,7 +62,8 @@ class CsvDataset : public Dataset {
 };
 
 // The `csv` dataset of the registry: <data.dir>/train.csv and <data.dir>/test.csv, label
-// column data.label_column.
+// column data.label_column. Throws DataError when test.csv's header is not train.csv's (the
+// same columns in the same order).
 DatasetPtr makeCsvDataset(const DataConfig& cfg, Split split);
 
 }  // namespace ringtrain

@@ -68,6 +68,12 @@ DatasetPtr makeDataset(const DataConfig& cfg, Split split) {
   if (!dataset) {
     throw DataError("the factory for dataset '" + cfg.name + "' returned no dataset");
   }
+  // An evaluation over no samples would report a loss and accuracy of nothing as if measured.
+  if (split == Split::Test && dataset->size() == 0) {
+    throw DataError("the test split of dataset '" + cfg.name + "' (data.dir " + cfg.dir +
+                        ") has no samples: there is nothing to evaluate on",
+                    "give the test split at least one sample");
+  }
   return dataset;
 }
 

@@ -8,6 +8,30 @@
 
 namespace ringtrain {
 
+namespace {
+
+// [GPU, backend nccl] The replica may live on its GPU while a dataset's batches are CPU
+// tensors; .to() is a no-op on the CPU.
+torch::Device deviceOf(Model& model) {
+  const auto parameters = model.parameters();
+  return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
+}
+
+}  // namespace
+
+void checkModelTakesData(Model& model, const Dataset& dataset, const Objective& objective,
+                         const std::string& what, int rank) {
+  constexpr int64_t kProbeSamples = 4;
+  std::vector<int64_t> indices;
+  for (int64_t i = 0; i < std::min(kProbeSamples, dataset.size()); ++i) indices.push_back(i);
+  if (indices.empty()) return;
+  torch::NoGradGuard noGrad;
+  const bool wasTraining = model.is_training();
+  model.eval();
+  predict(model, objective, dataset.get(indices), deviceOf(model), what, rank);
+  model.train(wasTraining);
+}
+
 EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize,
                          Communicator& comm, std::chrono::milliseconds timeout,
                          const Objective& objective) {
@@ -15,11 +39,7 @@ EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize
   const bool wasTraining = model.is_training();
   model.eval();
   const auto [begin, end] = evalRange(dataset.size(), comm.rank(), comm.size());
-  // [GPU, backend nccl] The replica lives on its GPU while the dataset's batches are CPU
-  // tensors; .to() is a no-op on the CPU.
-  const auto parameters = model.parameters();
-  const torch::Device device =
-      parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
+  const torch::Device device = deviceOf(model);
   double lossSum = 0.0;
   double correct = 0.0;
   double predictions = 0.0;
@@ -29,11 +49,12 @@ EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize
     indices.reserve(static_cast<size_t>(stop - start));
     for (int64_t i = start; i < stop; ++i) indices.push_back(i);
     const Batch batch = dataset.get(indices);
-    auto output = model.forward(batch.modelInputs().to(device)).to(torch::kFloat32);
-    const auto targets = batch.targets.to(device);
-    const auto losses = objective.perPrediction(output, targets);
+    const auto [output, losses] =
+        predict(model, objective, batch, device, "the test data", comm.rank());
     lossSum += losses.sum().item<double>();
-    if (objective.accuracy) correct += output.argmax(-1).eq(targets).sum().item<double>();
+    if (objective.accuracy) {
+      correct += output.argmax(-1).eq(batch.targets.to(device)).sum().item<double>();
+    }
     predictions += static_cast<double>(losses.numel());
   }
   auto totals = torch::tensor({lossSum, correct, predictions, static_cast<double>(end - begin)},

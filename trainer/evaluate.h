@@ -23,6 +23,14 @@ EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize
                          Communicator& comm, std::chrono::milliseconds timeout,
                          const Objective& objective = crossEntropyObjective());
 
+// Runs the model and the objective on the first few samples of `dataset` (evaluation mode,
+// no gradient, on the model's device), so that a model that cannot take the data is refused
+// before the first step, not inside it or after an epoch's training. Throws DataError naming
+// `what` (see predict). A label past the model's classes later in the data is found where it
+// is used, with the same error.
+void checkModelTakesData(Model& model, const Dataset& dataset, const Objective& objective,
+                         const std::string& what, int rank);
+
 // The progress line of an evaluation: "epoch 2  step 1874  test loss 0.3121  test accuracy
 // 88.52%" (no accuracy part when it was not measured).
 std::string evalLine(int64_t epoch, int64_t step, const EvalResult& eval);

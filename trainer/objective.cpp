@@ -27,6 +27,26 @@ torch::Tensor squaredErrorPerPrediction(const torch::Tensor& output, const torch
   return diff * diff;
 }
 
+Predictions predict(Model& model, const Objective& objective, const Batch& batch,
+                    torch::Device device, const std::string& what, int rank) {
+  try {
+    Predictions result;
+    result.output = model.forward(batch.modelInputs().to(device)).to(torch::kFloat32);
+    result.losses = objective.perPrediction(result.output, batch.targets.to(device));
+    return result;
+  } catch (const c10::Error& e) {
+    // LibTorch's message is its first line; the rest is a C++ backtrace.
+    std::string reason = e.what_without_backtrace();
+    reason = reason.substr(0, reason.find('\n'));
+    throw DataError(
+        "the model cannot take " + what + " (train.loss " + objective.name + "): " + reason,
+        "check model.options against the data: the inputs' shape and features "
+        "(e.g. the mlp model's in_features) and the outputs (out_features: the "
+        "number of classes, or 1 per float target)",
+        rank);
+  }
+}
+
 Objective crossEntropyObjective() { return {"cross_entropy", crossEntropyPerPrediction, true}; }
 
 Objective mseObjective() { return {"mse", squaredErrorPerPrediction, false}; }

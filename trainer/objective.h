@@ -13,6 +13,9 @@
 #include <functional>
 #include <string>
 
+#include "data/dataset.h"
+#include "models/model.h"
+
 namespace ringtrain {
 
 struct TrainConfig;
@@ -36,6 +39,18 @@ torch::Tensor squaredErrorPerPrediction(const torch::Tensor& output, const torch
 
 Objective crossEntropyObjective();  // with accuracy
 Objective mseObjective();           // loss only
+
+// The model's output for a batch (float32) and the objective's loss of every prediction.
+struct Predictions {
+  torch::Tensor output;
+  torch::Tensor losses;
+};
+// Runs the forward pass and the objective on `batch`, moved to `device`. LibTorch's refusal
+// (inputs of a shape the model does not take, a class index past its outputs, targets of
+// another shape) becomes a DataError naming `what` ("the test data, evaluation after step
+// 40"), LibTorch's reason and the model options to check, on `rank`.
+Predictions predict(Model& model, const Objective& objective, const Batch& batch,
+                    torch::Device device, const std::string& what, int rank);
 
 // train.loss and train.metric. Throws ConfigError for accuracy with a loss other than
 // cross_entropy (its targets are not classes).

@@ -140,6 +140,10 @@ void Trainer::setUp() {
                       "set it to a callable (output, targets) -> per-prediction losses",
                       comm_.rank());
   }
+  for (const auto& [data, what] : {std::pair{trainSet_.get(), "the training data"},
+                                   std::pair{testSet_.get(), "the test data"}}) {
+    if (data) checkModelTakesData(*model_, *data, objective_, what, comm_.rank());
+  }
   const std::optional<StepRange> timelineSteps = parseTimelineSteps(cfg_.train.timeline);
   const double straggler = cfg_.train.straggler_ratio;
   if (straggler > 0 && straggler < 1) {
@@ -276,8 +280,9 @@ double Trainer::forwardBackward(const Batch& batch, double lossScale) {
     // Backward runs outside autocast, as PyTorch's AMP recipe has it; the loss is float32.
     const AutocastScope autocast(cfg_.train.precision, device);
     const Timeline::Scope span(timeline_.get(), "forward");
-    auto output = model_->forward(batch.modelInputs().to(device));
-    loss = objective_.perPrediction(output.to(torch::kFloat32), batch.targets.to(device)).mean();
+    loss = predict(*model_, objective_, batch, device,
+                   "the training data (step " + std::to_string(state_.step + 1) + ")", comm_.rank())
+               .losses.mean();
   }
   if (processFaults().trigger(FaultPoint::Loss, comm_.rank(), state_.step)) {
     loss = loss * std::numeric_limits<float>::quiet_NaN();  // test-only

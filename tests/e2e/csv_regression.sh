@@ -54,4 +54,37 @@ if run_np 1 60 train --config "$CONFIG" --set data.dir="$WORK/data" --set train.
   fail "train.metric: accuracy with train.loss: mse was accepted"
 fi
 grep -q "train.metric: loss" "$WORK/bad.txt" || { cat "$WORK/bad.txt"; fail "no hint for the metric"; }
+
+# Data the model cannot take ends before the first step, exit 4 (data), one line: test.csv with
+# other columns than train.csv (an extra one, the same ones reordered), a test.csv with no
+# rows, and files that agree with each other but not with the model's in_features.
+bad_data() {  # bad_data <name> <pattern> <python that rewrites train.csv/test.csv in $dir>
+  local dir="$WORK/bad-$1" rc
+  cp -r "$WORK/data" "$dir"
+  $PY - "$dir" <<<"import sys, os; dir = sys.argv[1]
+def rewrite(name, f):
+    path = os.path.join(dir, name)
+    lines = open(path).read().splitlines()
+    open(path, 'w').write(''.join(f(i, l) + chr(10) for i, l in enumerate(lines) if f(i, l) is not None))
+$3"
+  set +e
+  run_np 2 60 train --config "$CONFIG" --set data.dir="$dir" --run-dir "$WORK/run-$1" \
+    >"$WORK/$1.out" 2>"$WORK/$1.err"
+  rc=$?
+  set -e
+  [ "$rc" -eq 4 ] || { cat "$WORK/$1.err"; fail "$1: exit $rc, not 4 (data)"; }
+  grep -E "ringtrain: \[rank [01]\] data error: .*$2" "$WORK/$1.err" >/dev/null ||
+    { cat "$WORK/$1.err"; fail "$1: no line matching '$2'"; }
+  ! grep -q "frame #\|internal error" "$WORK/$1.err" || fail "$1: not one clear line"
+  ! grep -q "^epoch " "$WORK/$1.out" || fail "$1: training started"
+  echo "ok: $1: $(grep -o 'data error: .*' "$WORK/$1.err" | head -1 | cut -c1-150)"
+}
+bad_data extra-column "column 5 is 'x5' in test.csv and 'y' in train.csv" \
+  "rewrite('test.csv', lambda i, l: (l.replace('y', 'x5,y') if i == 0 else '0.5,' + l))"
+bad_data reordered "column 1 is 'x2' in test.csv and 'x1' in train.csv" \
+  "rewrite('test.csv', lambda i, l: ','.join([l.split(',')[1], l.split(',')[0]] + l.split(',')[2:]))"
+bad_data header-only "the test split of dataset 'csv' .* has no samples" \
+  "rewrite('test.csv', lambda i, l: l if i == 0 else None)"
+bad_data in-features "the model cannot take the training data .*mat1 and mat2 .*HINT: .*in_features" \
+  "[rewrite(n, lambda i, l: (l.replace('y', 'x5,y') if i == 0 else '0.5,' + l)) for n in ('train.csv', 'test.csv')]"
 echo "PASS"

@@ -94,5 +94,39 @@ TEST(Csv, RegisteredDatasetReadsTrainAndTestFiles) {
   EXPECT_THROW(makeDataset(cfg, Split::Train), DataError);
 }
 
+// test.csv is read by position with train.csv's columns: any other header is refused, naming
+// the first column that differs; a test split without rows is refused too.
+TEST(Csv, TestSplitMustHaveTrainColumns) {
+  const auto dir = fs::path(::testing::TempDir()) / "ringtrain_csv_columns";
+  fs::create_directories(dir);
+  std::ofstream(dir / "train.csv") << "f1,f2,cls\n0,1,1\n1,0,0\n";
+  DataConfig cfg;
+  cfg.name = "csv";
+  cfg.dir = dir.string();
+  cfg.label_column = "cls";
+  const auto testError = [&](const std::string& text) -> std::string {
+    std::ofstream(dir / "test.csv", std::ios::trunc) << text;
+    try {
+      makeDataset(cfg, Split::Test);
+    } catch (const DataError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(testError("f1,f2,cls\n0,0,0\n"), "");
+  auto e = testError("f2,f1,cls\n0,0,0\n");  // the features swapped
+  EXPECT_NE(e.find("column 1 is 'f2' in test.csv and 'f1' in train.csv"), std::string::npos) << e;
+  e = testError("f1,f2,f3,cls\n0,0,0,0\n");  // an extra feature
+  EXPECT_NE(e.find("column 3 is 'f3' in test.csv and 'cls' in train.csv"), std::string::npos) << e;
+  e = testError("f1,cls\n0,0\n");  // a missing feature
+  EXPECT_NE(e.find("has the columns (f1, cls)"), std::string::npos) << e;
+  EXPECT_NE(e.find("has (f1, f2, cls)"), std::string::npos) << e;
+  e = testError("f1,f2,cls\n");  // the header alone
+  EXPECT_NE(e.find("the test split of dataset 'csv'"), std::string::npos) << e;
+  EXPECT_NE(e.find("has no samples"), std::string::npos) << e;
+  EXPECT_EQ(makeDataset(cfg, Split::Train)->size(), 2);  // train.csv alone is not compared
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace ringtrain

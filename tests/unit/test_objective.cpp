@@ -111,5 +111,40 @@ TEST(Objective, EvaluationLinesLeaveOutAccuracyThatWasNotMeasured) {
   EXPECT_EQ(outcomeText(0.0, eval), "final test loss 0.5000");
 }
 
+// A model that cannot take the data is a DataError naming the data, LibTorch's reason and the
+// options to check, found on the first samples before training (not an internal error).
+TEST(Objective, AModelThatCannotTakeTheDataIsADataError) {
+  auto model = makeModel("mlp", YAML::Load("{in_features: 3, hidden: [4], out_features: 2}"));
+  const auto errorOf = [&](const std::string& csv, const Objective& objective) -> std::string {
+    const CsvDataset data(parseCsv(csv, "t.csv", "y"));
+    try {
+      checkModelTakesData(*model, data, objective, "the test data", 1);
+    } catch (const DataError& e) {
+      EXPECT_EQ(e.rank(), 1);
+      EXPECT_NE(e.hint().find("in_features"), std::string::npos) << e.hint();
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(errorOf("a,b,c,y\n1,2,3,1\n4,5,6,0\n", crossEntropyObjective()), "");
+  EXPECT_TRUE(model->is_training());  // the probe leaves the mode as it found it
+  auto e = errorOf("a,b,c,d,y\n1,2,3,4,1\n", crossEntropyObjective());  // 4 features, not 3
+  EXPECT_NE(e.find("the model cannot take the test data (train.loss cross_entropy): "),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("1x4 and 3x4"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;  // LibTorch's first line, no backtrace
+  e = errorOf("a,b,c,y\n1,2,3,5\n", crossEntropyObjective());  // class 5 of 2 outputs
+  EXPECT_NE(e.find("out of bounds"), std::string::npos) << e;
+  // predict itself, as training and evaluation call it.
+  const Batch batch(torch::zeros({2, 3}), torch::tensor({0, 1}, torch::kInt64));
+  const auto p = predict(*model, crossEntropyObjective(), batch, torch::kCPU, "x", 0);
+  EXPECT_EQ(p.output.sizes(), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(p.losses.numel(), 2);
+  EXPECT_THROW(predict(*model, crossEntropyObjective(), Batch(torch::zeros({2, 5}), batch.targets),
+                       torch::kCPU, "x", 0),
+               DataError);
+}
+
 }  // namespace
 }  // namespace ringtrain
