@@ -49,12 +49,10 @@ EvalResult evaluateModel(Model& model, const Dataset& dataset, int64_t batchSize
     indices.reserve(static_cast<size_t>(stop - start));
     for (int64_t i = start; i < stop; ++i) indices.push_back(i);
     const Batch batch = dataset.get(indices);
-    const auto [output, losses] =
+    const auto [output, targets, losses] =
         predict(model, objective, batch, device, "the test data", comm.rank());
     lossSum += losses.sum().item<double>();
-    if (objective.accuracy) {
-      correct += output.argmax(-1).eq(batch.targets.to(device)).sum().item<double>();
-    }
+    if (objective.accuracy) correct += output.argmax(-1).eq(targets).sum().item<double>();
     predictions += static_cast<double>(losses.numel());
   }
   auto totals = torch::tensor({lossSum, correct, predictions, static_cast<double>(end - begin)},

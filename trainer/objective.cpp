@@ -32,7 +32,8 @@ Predictions predict(Model& model, const Objective& objective, const Batch& batch
   try {
     Predictions result;
     result.output = model.forward(batch.modelInputs().to(device)).to(torch::kFloat32);
-    result.losses = objective.perPrediction(result.output, batch.targets.to(device));
+    result.targets = batch.targets.to(device);
+    result.losses = objective.perPrediction(result.output, result.targets);
     return result;
   } catch (const c10::Error& e) {
     // LibTorch's message is its first line; the rest is a C++ backtrace.

@@ -40,9 +40,11 @@ torch::Tensor squaredErrorPerPrediction(const torch::Tensor& output, const torch
 Objective crossEntropyObjective();  // with accuracy
 Objective mseObjective();           // loss only
 
-// The model's output for a batch (float32) and the objective's loss of every prediction.
+// The model's output for a batch (float32), the batch's targets on the output's device, and
+// the objective's loss of every prediction.
 struct Predictions {
   torch::Tensor output;
+  torch::Tensor targets;
   torch::Tensor losses;
 };
 // Runs the forward pass and the objective on `batch`, moved to `device`. LibTorch's refusal
